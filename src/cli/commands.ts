@@ -1,4 +1,5 @@
 /** Every command's register function, in the order `kvmem --help` lists them. */
 import type { Command } from "commander";
+import { register as host } from "./host.js";
 
-export const COMMANDS: Array<(program: Command) => void> = [];
+export const COMMANDS: Array<(program: Command) => void> = [host];

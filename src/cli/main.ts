@@ -10,7 +10,9 @@ export function buildProgram(): Command {
   const program = new Command();
   program
     .name("kvmem")
-    .description("KVM memory virtualization: see, simulate and check how guest memory becomes host memory")
+    .description(
+      "KVM memory virtualization: see, simulate and check how guest memory becomes host memory",
+    )
     .version("0.1.0")
     .option("--debug", "print stack traces for errors")
     .showHelpAfterError("(kvmem --help lists the commands)")

@@ -1,0 +1,137 @@
+/**
+ * Is two-dimensional paging (EPT/NPT) in effect, and is VPID? And if not, why not.
+ * The module parameter is authoritative: KVM clears enable_ept / npt_enabled / enable_vpid at
+ * load when the CPU lacks the feature (arch/x86/kvm/vmx/vmx.c hardware_setup: `if
+ * (!cpu_has_vmx_ept()) enable_ept = 0;`; svm.c svm_hardware_setup for npt), so the parameter
+ * reads N both when the operator turned it off and when the hardware cannot; the CPU flags
+ * tell the two apart. kvm_pvm (PVM, pagetable-based VMs) runs guests without VMX/SVM and always
+ * uses shadow paging.
+ */
+import { paramBool } from "./parse.js";
+import type { HostReport } from "./schema.js";
+
+type Cpu = HostReport["virt"]["cpu"];
+type Modules = HostReport["virt"]["modules"];
+type Verdict = HostReport["virt"]["tdp"];
+
+const flag = (cpu: Cpu, f: string): boolean | undefined =>
+  cpu.available ? (cpu.flags[f] ?? false) : undefined;
+
+function nestedHint(cpu: Cpu): string {
+  return cpu.available && cpu.nested
+    ? " This host is itself a virtual machine (cpu flag 'hypervisor'): the L0 hypervisor must expose the feature (nested virtualization)."
+    : "";
+}
+
+export function tdpVerdict(cpu: Cpu, modules: Modules): Verdict {
+  const intel = modules.find((m) => m.role === "intel");
+  const amd = modules.find((m) => m.role === "amd");
+  const pvm = modules.find((m) => m.role === "pvm");
+  if (intel) {
+    const ept = paramBool(intel.parameters.ept);
+    if (ept) return { inEffect: true, mode: "EPT", reason: "kvm_intel ept=Y" };
+    if (ept === false) {
+      return flag(cpu, "ept")
+        ? {
+            inEffect: false,
+            mode: "shadow",
+            reason: "kvm_intel ept=N although the CPU supports EPT: KVM uses shadow page tables",
+          }
+        : {
+            inEffect: false,
+            mode: "shadow",
+            reason: `kvm_intel ept=N and the CPU does not offer EPT: KVM uses shadow page tables.${nestedHint(cpu)}`,
+          };
+    }
+    return {
+      inEffect: false,
+      mode: "none",
+      reason: "kvm_intel is loaded but its ept parameter cannot be read",
+    };
+  }
+  if (amd) {
+    const npt = paramBool(amd.parameters.npt);
+    if (npt) return { inEffect: true, mode: "NPT", reason: "kvm_amd npt=1" };
+    if (npt === false) {
+      return flag(cpu, "npt")
+        ? {
+            inEffect: false,
+            mode: "shadow",
+            reason: "kvm_amd npt=0 although the CPU supports NPT: KVM uses shadow page tables",
+          }
+        : {
+            inEffect: false,
+            mode: "shadow",
+            reason: `kvm_amd npt=0 and the CPU does not offer NPT.${nestedHint(cpu)}`,
+          };
+    }
+    return {
+      inEffect: false,
+      mode: "none",
+      reason: "kvm_amd is loaded but its npt parameter cannot be read",
+    };
+  }
+  if (pvm) {
+    return {
+      inEffect: false,
+      mode: "shadow",
+      reason: `KVM runs through kvm_pvm (PVM: pagetable-based virtual machines without VMX/SVM), which always uses shadow paging.${nestedHint(cpu)}`,
+    };
+  }
+  if (flag(cpu, "vmx"))
+    return { inEffect: false, mode: "none", reason: "the CPU has VMX but kvm_intel is not loaded" };
+  if (flag(cpu, "svm"))
+    return { inEffect: false, mode: "none", reason: "the CPU has SVM but kvm_amd is not loaded" };
+  if (!cpu.available)
+    return { inEffect: false, mode: "none", reason: `no KVM vendor module loaded; ${cpu.reason}` };
+  return {
+    inEffect: false,
+    mode: "none",
+    reason: `no KVM vendor module is loaded and the CPU offers neither VMX nor SVM.${nestedHint(cpu)}`,
+  };
+}
+
+export function vpidVerdict(cpu: Cpu, modules: Modules): Verdict {
+  const intel = modules.find((m) => m.role === "intel");
+  const amd = modules.find((m) => m.role === "amd");
+  const pvm = modules.find((m) => m.role === "pvm");
+  if (intel) {
+    const vpid = paramBool(intel.parameters.vpid);
+    if (vpid) return { inEffect: true, mode: "VPID", reason: "kvm_intel vpid=Y" };
+    if (vpid === false) {
+      return flag(cpu, "vpid")
+        ? {
+            inEffect: false,
+            mode: "none",
+            reason:
+              "kvm_intel vpid=N although the CPU supports VPID: every VM entry and exit flushes the TLB",
+          }
+        : {
+            inEffect: false,
+            mode: "none",
+            reason: `kvm_intel vpid=N and the CPU does not offer VPID: every VM entry and exit flushes the TLB.${nestedHint(cpu)}`,
+          };
+    }
+    return {
+      inEffect: false,
+      mode: "none",
+      reason: "kvm_intel is loaded but its vpid parameter cannot be read",
+    };
+  }
+  if (amd) {
+    // SVM always tags guest TLB entries with an ASID (AMD APM vol. 2, 15.16); no parameter.
+    return {
+      inEffect: true,
+      mode: "ASID",
+      reason: "AMD SVM tags TLB entries with ASIDs (the VPID equivalent), always on",
+    };
+  }
+  if (pvm) {
+    return {
+      inEffect: false,
+      mode: "none",
+      reason: "kvm_pvm does not use VMX, so there is no VPID tagging",
+    };
+  }
+  return { inEffect: false, mode: "none", reason: "no KVM vendor module is loaded" };
+}
