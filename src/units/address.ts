@@ -63,7 +63,7 @@ export interface AddressContext {
  */
 export function parseAddress(text: string, ctx: AddressContext): bigint {
   const t = text.trim().replace(/_/g, "");
-  const m = /^(0x)?([0-9a-fA-F]+)$/.exec(t);
+  const m = /^(0[xX])?([0-9a-fA-F]+)$/.exec(t);
   if (!m || text.trim().startsWith("_") || text.includes("__")) {
     throw new KvmemError({
       code: "E_ADDRESS",
@@ -114,7 +114,10 @@ export function canonicalize(va: bigint, bits: 48 | 57): bigint {
 }
 
 /** Hex as the kernel prints addresses: 0x-prefixed, lower case, optional `_` every 4 digits. */
-export function formatHex(v: number | bigint, opts: { width?: number; group?: boolean } = {}): string {
+export function formatHex(
+  v: number | bigint,
+  opts: { width?: number; group?: boolean } = {},
+): string {
   let s = v.toString(16);
   if (opts.width && s.length < opts.width) s = s.padStart(opts.width, "0");
   if (opts.group) {
