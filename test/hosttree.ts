@@ -17,7 +17,10 @@ export interface TreeSpec {
   modules?: Record<string, Record<string, string>>;
   devKvm?: boolean;
   /** size KiB -> pool, with optional per-node figures */
-  hugepages?: Record<number, { nr: number; free: number; nodes?: Array<{ nr: number; free: number }> }>;
+  hugepages?: Record<
+    number,
+    { nr: number; free: number; nodes?: Array<{ nr: number; free: number }> }
+  >;
   hugetlbfsMounts?: Array<{ path: string; pagesize?: string }>;
   thp?: "always" | "madvise" | "never";
   ksm?: Record<string, number> | null;
@@ -27,7 +30,10 @@ export interface TreeSpec {
   numaNodes?: number;
 }
 
-export const INTEL_FLAGS = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm vmx ept vpid ept_ad flexpriority pcid invpcid".split(" ");
+export const INTEL_FLAGS =
+  "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ss ht syscall nx pdpe1gb rdtscp lm vmx ept vpid ept_ad flexpriority pcid invpcid".split(
+    " ",
+  );
 
 export function buildTree(spec: TreeSpec = {}): Record<string, string> {
   const f: Record<string, string> = {};
@@ -59,12 +65,19 @@ export function buildTree(spec: TreeSpec = {}): Record<string, string> {
     mi.HugePages_Free = huge[2048].free;
   }
   f["/proc/meminfo"] = Object.entries(mi)
-    .map(([k, v]) => (k.startsWith("HugePages_") ? `${`${k}:`.padEnd(16)}${String(v).padStart(8)}` : `${`${k}:`.padEnd(16)}${String(v).padStart(8)} kB`))
+    .map(([k, v]) =>
+      k.startsWith("HugePages_")
+        ? `${`${k}:`.padEnd(16)}${String(v).padStart(8)}`
+        : `${`${k}:`.padEnd(16)}${String(v).padStart(8)} kB`,
+    )
     .join("\n")
     .concat("\n");
   const flags = spec.flags ?? INTEL_FLAGS;
   f["/proc/cpuinfo"] = [0, 1]
-    .map((i) => `processor\t: ${i}\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU\nflags\t\t: ${flags.join(" ")}\n`)
+    .map(
+      (i) =>
+        `processor\t: ${i}\nvendor_id\t: GenuineIntel\nmodel name\t: Test CPU\nflags\t\t: ${flags.join(" ")}\n`,
+    )
     .join("\n");
   const modules = spec.modules ?? { kvm_intel: { ept: "Y", vpid: "Y", nested: "N" } };
   const mods: Record<string, Record<string, string>> = Object.keys(modules).length
@@ -96,24 +109,56 @@ export function buildTree(spec: TreeSpec = {}): Record<string, string> {
     "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
     "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",
     ...(spec.hugetlbfsMounts ?? [{ path: "/dev/hugepages" }]).map(
-      (m) => `hugetlbfs ${m.path} hugetlbfs rw,relatime${m.pagesize ? `,pagesize=${m.pagesize}` : ",pagesize=2M"} 0 0`,
+      (m) =>
+        `hugetlbfs ${m.path} hugetlbfs rw,relatime${m.pagesize ? `,pagesize=${m.pagesize}` : ",pagesize=2M"} 0 0`,
     ),
   ]
     .join("\n")
     .concat("\n");
   const thp = spec.thp ?? "madvise";
-  f["/sys/kernel/mm/transparent_hugepage/enabled"] = ["always", "madvise", "never"].map((x) => (x === thp ? `[${x}]` : x)).join(" ").concat("\n");
+  f["/sys/kernel/mm/transparent_hugepage/enabled"] = ["always", "madvise", "never"]
+    .map((x) => (x === thp ? `[${x}]` : x))
+    .join(" ")
+    .concat("\n");
   f["/sys/kernel/mm/transparent_hugepage/defrag"] = "always defer defer+madvise [madvise] never\n";
   if (spec.ksm !== null) {
-    const ksm = { run: 0, pages_to_scan: 100, sleep_millisecs: 20, pages_shared: 0, pages_sharing: 0, pages_unshared: 0, pages_volatile: 0, pages_scanned: 0, full_scans: 0, general_profit: 0, ksm_zero_pages: 0, stable_node_chains: 0, stable_node_dups: 0, merge_across_nodes: 1, use_zero_pages: 0, max_page_sharing: 256, ...spec.ksm };
+    const ksm = {
+      run: 0,
+      pages_to_scan: 100,
+      sleep_millisecs: 20,
+      pages_shared: 0,
+      pages_sharing: 0,
+      pages_unshared: 0,
+      pages_volatile: 0,
+      pages_scanned: 0,
+      full_scans: 0,
+      general_profit: 0,
+      ksm_zero_pages: 0,
+      stable_node_chains: 0,
+      stable_node_dups: 0,
+      merge_across_nodes: 1,
+      use_zero_pages: 0,
+      max_page_sharing: 256,
+      ...spec.ksm,
+    };
     for (const [k, v] of Object.entries(ksm)) f[`/sys/kernel/mm/ksm/${k}`] = `${v}\n`;
   }
-  f["/proc/swaps"] = `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${(spec.swaps ?? []).map((s) => `${s.file.padEnd(40)}partition\t${s.sizeKiB}\t\t${s.usedKiB}\t\t-2\n`).join("")}`;
-  for (const [k, v] of Object.entries({ swappiness: 60, overcommit_memory: 0, overcommit_ratio: 50, min_free_kbytes: 67584, nr_hugepages: huge[2048]?.nr ?? 0, nr_overcommit_hugepages: 0 })) {
+  f["/proc/swaps"] =
+    `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${(spec.swaps ?? []).map((s) => `${s.file.padEnd(40)}partition\t${s.sizeKiB}\t\t${s.usedKiB}\t\t-2\n`).join("")}`;
+  for (const [k, v] of Object.entries({
+    swappiness: 60,
+    overcommit_memory: 0,
+    overcommit_ratio: 50,
+    min_free_kbytes: 67584,
+    nr_hugepages: huge[2048]?.nr ?? 0,
+    nr_overcommit_hugepages: 0,
+  })) {
     f[`/proc/sys/vm/${k}`] = `${v}\n`;
   }
-  for (const [name, xml] of Object.entries(spec.domains ?? {})) f[`/etc/libvirt/qemu/${name}.xml`] = xml;
-  for (const [name, xml] of Object.entries(spec.running ?? {})) f[`/run/libvirt/qemu/${name}.xml`] = xml;
+  for (const [name, xml] of Object.entries(spec.domains ?? {}))
+    f[`/etc/libvirt/qemu/${name}.xml`] = xml;
+  for (const [name, xml] of Object.entries(spec.running ?? {}))
+    f[`/run/libvirt/qemu/${name}.xml`] = xml;
   return f;
 }
 
@@ -143,7 +188,11 @@ export function domainXml(o: {
   balloon?: string;
 }): string {
   const mem = o.memoryKiB ?? 2097152;
-  const backing = [o.hugepages ?? "", o.nosharepages ? "<nosharepages/>" : "", o.locked ? "<locked/>" : ""].join("");
+  const backing = [
+    o.hugepages ?? "",
+    o.nosharepages ? "<nosharepages/>" : "",
+    o.locked ? "<locked/>" : "",
+  ].join("");
   return `<domain type='kvm'>
   <name>${o.name}</name>
   <memory unit='KiB'>${mem}</memory>

@@ -1,6 +1,5 @@
 import fc from "fast-check";
 import { describe, expect, expectTypeOf, it } from "vitest";
-import type { KvmemError } from "./errors.js";
 import {
   alignUp,
   asGpa,
@@ -15,6 +14,7 @@ import {
   parsePhysAddress,
   splitVa,
 } from "./address.js";
+import type { KvmemError } from "./errors.js";
 
 const ctx = { input: "ACCESS", place: "1" };
 
@@ -58,12 +58,16 @@ describe("addresses", () => {
 
   it("property: canonicalize gives a canonical address with the same low bits", () => {
     fc.assert(
-      fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.constantFrom(48 as const, 57 as const), (va, bits) => {
-        const c = canonicalize(va, bits);
-        expect(isCanonical(c, bits)).toBe(true);
-        const mask = (1n << BigInt(bits)) - 1n;
-        expect(c & mask).toBe(va & mask);
-      }),
+      fc.property(
+        fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
+        fc.constantFrom(48 as const, 57 as const),
+        (va, bits) => {
+          const c = canonicalize(va, bits);
+          expect(isCanonical(c, bits)).toBe(true);
+          const mask = (1n << BigInt(bits)) - 1n;
+          expect(c & mask).toBe(va & mask);
+        },
+      ),
     );
   });
 
@@ -75,7 +79,10 @@ describe("addresses", () => {
   it("page numbers and splitting", () => {
     expect(gpaToGfn(asGpa(0x12345678))).toBe(0x12345);
     expect(gfnToGpa(gpaToGfn(asGpa(0x12345678)))).toBe(0x12345000);
-    expect(splitVa(0xffff888000001234n)).toEqual({ vpn: Number((0xffff888000001234n & ((1n << 57n) - 1n)) >> 12n), offset: 0x234 });
+    expect(splitVa(0xffff888000001234n)).toEqual({
+      vpn: Number((0xffff888000001234n & ((1n << 57n) - 1n)) >> 12n),
+      offset: 0x234,
+    });
     expect(alignUp(4097, 4096)).toBe(8192);
   });
 

@@ -50,7 +50,9 @@ describe("free(1) figures and scaling (procps-ng 4)", () => {
   });
 
   it("falls back to MemFree when MemAvailable is absent (node_exporter fixture)", () => {
-    const ne = parseMeminfo(readFileSync(new URL("node_exporter/proc/meminfo", corpus), "utf8")).value;
+    const ne = parseMeminfo(
+      readFileSync(new URL("node_exporter/proc/meminfo", corpus), "utf8"),
+    ).value;
     expect(ne.MemAvailable).toBeUndefined();
     const nf = freeFigures(ne);
     expect(nf.available).toBe(ne.MemFree);
@@ -59,8 +61,12 @@ describe("free(1) figures and scaling (procps-ng 4)", () => {
 
   it("lays the table out like free: %-9s label, %11s, then ' %11s'", () => {
     const t = freeTable(f, { unit: "g" }).split("\n");
-    expect(t[0]).toBe("               total        used        free      shared  buff/cache   available");
-    expect(t[1]).toBe("Mem:              15           1           1           0          13          13");
+    expect(t[0]).toBe(
+      "               total        used        free      shared  buff/cache   available",
+    );
+    expect(t[1]).toBe(
+      "Mem:              15           1           1           0          13          13",
+    );
     expect(t[2]).toBe("Swap:              3           0           3");
   });
 
@@ -71,7 +77,9 @@ describe("free(1) figures and scaling (procps-ng 4)", () => {
     } catch {
       return; // procps not installed: nothing to compare with
     }
-    const ours = freeTable(freeFigures(parseMeminfo(readFileSync("/proc/meminfo", "utf8")).value), { unit: "g" });
+    const ours = freeTable(freeFigures(parseMeminfo(readFileSync("/proc/meminfo", "utf8")).value), {
+      unit: "g",
+    });
     // GiB figures do not move between the two reads on an idle machine; compare total and swap
     expect(ours.split("\n")[0]).toBe(real.split("\n")[0]);
     expect(ours.split("\n")[1].slice(0, 20)).toBe(real.split("\n")[1].slice(0, 20));

@@ -1,7 +1,13 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { KvmemError } from "./errors.js";
-import { formatBytes, libvirtUnitFactor, parseLibvirtMemoryKiB, parseScaled, parseSize } from "./size.js";
+import {
+  formatBytes,
+  libvirtUnitFactor,
+  parseLibvirtMemoryKiB,
+  parseScaled,
+  parseSize,
+} from "./size.js";
 
 const ctx = { input: "test.xml", place: "3:5" };
 
@@ -86,14 +92,25 @@ describe("libvirt units (virScaleInteger, formatdomain.rst 'Memory Allocation')"
   });
 
   it("property: formatBytes gives back the exact size", () => {
-    const back: Record<string, number> = { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30, TiB: 2 ** 40, PiB: 2 ** 50 };
+    const back: Record<string, number> = {
+      B: 1,
+      KiB: 2 ** 10,
+      MiB: 2 ** 20,
+      GiB: 2 ** 30,
+      TiB: 2 ** 40,
+      PiB: 2 ** 50,
+    };
     fc.assert(
-      fc.property(fc.integer({ min: 0, max: 2 ** 40 }), fc.integer({ min: 0, max: 12 }), (n, shift) => {
-        const bytes = n * 2 ** shift;
-        fc.pre(bytes <= Number.MAX_SAFE_INTEGER);
-        const [v, u] = formatBytes(bytes).split(" ");
-        expect(Number(v) * back[u]).toBe(bytes);
-      }),
+      fc.property(
+        fc.integer({ min: 0, max: 2 ** 40 }),
+        fc.integer({ min: 0, max: 12 }),
+        (n, shift) => {
+          const bytes = n * 2 ** shift;
+          fc.pre(bytes <= Number.MAX_SAFE_INTEGER);
+          const [v, u] = formatBytes(bytes).split(" ");
+          expect(Number(v) * back[u]).toBe(bytes);
+        },
+      ),
     );
   });
 });
