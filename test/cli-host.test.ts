@@ -1,13 +1,10 @@
 // kvmem host / kvmem host --check / --json as a user runs them: a child process over a --root tree.
-import { spawnSync } from "node:child_process";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { HostReportSchema } from "../src/inspect/schema.js";
+import { kvmem } from "./cli.js";
 import { buildTree, domainXml, writeTree } from "./hosttree.js";
 
-const main = fileURLToPath(new URL("../src/cli/main.ts", import.meta.url));
-export const kvmem = (...args: string[]) =>
-  spawnSync(process.execPath, ["--import", "tsx", main, ...args], { encoding: "utf8" });
+spawnSync(process.execPath, ["--import", "tsx", main, ...args], { encoding: "utf8" });
 
 describe("kvmem host (CLI)", () => {
   const good = writeTree(
