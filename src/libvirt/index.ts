@@ -1,0 +1,42 @@
+/**
+ * The public API of kvmem's libvirt layer: the domain memory model, its parser, libvirt's
+ * semantic and host rules, RelaxNG validation, explanation and byte-preserving edits.
+ * Everything here is pure (no Node APIs) except `loadSchemas`/`diskHostTree`, which live in
+ * node.ts and are exported from there only.
+ */
+
+export {
+  checkHost,
+  type HostMemoryFacts,
+  type HostTree,
+  hugepageDemandKiB,
+  readHostFacts,
+} from "./host.js";
+export type {
+  Domain,
+  DomainProblem,
+  HugePage,
+  Memballoon,
+  MemLimit,
+  MemoryBacking,
+  MemoryDevice,
+  MemoryModel,
+  Memtune,
+  NumaCell,
+  NumaMode,
+  Numatune,
+} from "./model.js";
+export { parseDomain } from "./parse.js";
+export type { DomainSource, ParsedDomain } from "./reader.js";
+export { checkRules, initialMemoryKiB, memoryAlignmentKiB } from "./rules.js";
+export {
+  expressKiB,
+  formatBitmap,
+  kibWords,
+  MEMORY_UNLIMITED_KIB,
+  parseBitmap,
+  parseMemoryKiB,
+  parseMemoryLimitKiB,
+} from "./scaled.js";
+export { DOMAIN_SCHEMA_FILES, type SchemaFile, type SchemaSet, validateSchema } from "./schema.js";
+export { checkDomain, type ValidateOptions, type Verdict, validateDomain } from "./validate.js";
