@@ -4,8 +4,6 @@ import { HostReportSchema } from "../src/inspect/schema.js";
 import { kvmem } from "./cli.js";
 import { buildTree, domainXml, writeTree } from "./hosttree.js";
 
-spawnSync(process.execPath, ["--import", "tsx", main, ...args], { encoding: "utf8" });
-
 describe("kvmem host (CLI)", () => {
   const good = writeTree(
     buildTree({

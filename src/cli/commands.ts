@@ -1,5 +1,6 @@
 /** Every command's register function, in the order `kvmem --help` lists them. */
 import type { Command } from "commander";
+import { register as exporter } from "./exporter.js";
 import { register as host } from "./host.js";
 
-export const COMMANDS: Array<(program: Command) => void> = [host];
+export const COMMANDS: Array<(program: Command) => void> = [host, exporter];
