@@ -149,7 +149,7 @@ const thpRule: Rule = (r) => {
       evidence: [{ file: "/sys/kernel/mm/transparent_hugepage/enabled", value: "never" }],
       fix: {
         kind: "command",
-        text: "echo madvise > /sys/kernel/mm/transparent_hugepage/enabled   # QEMU madvises guest RAM MADV_HUGEPAGE",
+        text: "# QEMU madvises guest RAM MADV_HUGEPAGE, so madvise is enough\necho madvise > /sys/kernel/mm/transparent_hugepage/enabled",
       },
     },
   ];

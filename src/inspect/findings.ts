@@ -13,6 +13,8 @@ type Base = Omit<HostReport, "findings" | "checks">;
 type Rule = (r: Base) => Finding[];
 
 const kib = (k: number) => formatBytesHuman(k * 1024);
+const domainsNeed = (names: string[]) =>
+  names.length === 1 ? `domain ${names[0]} needs` : `domains ${names.join(", ")} need`;
 const sizeDir = (sizeKiB: number) => `hugepages-${sizeKiB}kB`;
 
 const tdpRule: Rule = (r) => {
@@ -150,7 +152,7 @@ const hugepagePoolRule: Rule = (r) => {
       out.push({
         id: "hugepage-pool-short",
         severity: "critical",
-        title: `The ${pageSizeName(d.sizeKiB * 1024)} hugepage pool is ${short} pages (${kib(short * d.sizeKiB)}) short of what domains ${names} need to start`,
+        title: `The ${pageSizeName(d.sizeKiB * 1024)} hugepage pool is ${short} pages (${kib(short * d.sizeKiB)}) short of what ${domainsNeed(who.filter((x) => x.state !== "running").map((x) => x.name))} to start`,
         evidence: [
           {
             file: `/sys/kernel/mm/hugepages/${sizeDir(d.sizeKiB)}/free_hugepages`,
