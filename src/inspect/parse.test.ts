@@ -2,6 +2,7 @@
 // telegraf test suites; see its README for commits and licenses), read in place.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { CORPUS, corpusPath } from "../../test/corpus.js";
 import {
   findBootMemoryLine,
   hugepageDirSizeKiB,
@@ -13,10 +14,9 @@ import {
   parseSwaps,
 } from "./parse.js";
 
-const corpus = (p: string) =>
-  readFileSync(new URL(`../../../shared/corpus/procfs/${p}`, import.meta.url), "utf8");
+const corpus = (p: string) => readFileSync(corpusPath(`procfs/${p}`), "utf8");
 
-describe("parsers over real fixtures", () => {
+describe.skipIf(!CORPUS)("parsers over real fixtures", () => {
   it("meminfo: kB values and HugePages_* counts (telegraf-hugepages)", () => {
     const { value, problems } = parseMeminfo(corpus("telegraf-hugepages/proc/meminfo"));
     expect(problems).toEqual([]);

@@ -1,10 +1,9 @@
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { CORPUS, corpusPath } from "../../test/corpus.js";
 import { parseMeminfo } from "../inspect/parse.js";
 import { freeFigures, freeScale, freeTable, printfFloat1 } from "./free.js";
-
-const corpus = new URL("../../../shared/corpus/procfs/", import.meta.url);
 
 describe("printf %.1f of a float, as glibc prints it", () => {
   it.each([
@@ -19,9 +18,9 @@ describe("printf %.1f of a float, as glibc prints it", () => {
   ])("%s -> %s", (x, s) => expect(printfFloat1(x)).toBe(s));
 });
 
-describe("free(1) figures and scaling (procps-ng 4)", () => {
+describe.skipIf(!CORPUS)("free(1) figures and scaling (procps-ng 4)", () => {
   // telegraf's fixture (plugins/inputs/mem/testdata/normal/proc/meminfo): a 16 GiB host
-  const text = readFileSync(new URL("telegraf-mem/proc/meminfo", corpus), "utf8");
+  const text = readFileSync(corpusPath("procfs/telegraf-mem/proc/meminfo"), "utf8");
   const m = parseMeminfo(text).value;
   const f = freeFigures(m);
 
@@ -51,7 +50,7 @@ describe("free(1) figures and scaling (procps-ng 4)", () => {
 
   it("falls back to MemFree when MemAvailable is absent (node_exporter fixture)", () => {
     const ne = parseMeminfo(
-      readFileSync(new URL("node_exporter/proc/meminfo", corpus), "utf8"),
+      readFileSync(corpusPath("procfs/node_exporter/proc/meminfo"), "utf8"),
     ).value;
     expect(ne.MemAvailable).toBeUndefined();
     const nf = freeFigures(ne);
