@@ -1,0 +1,180 @@
+/**
+ * A small guest OS: page tables for processes and the kernel, kept in guest memory.
+ *
+ * How it works: like Linux on x86-64 (arch/x86/mm), the kernel has its own top-level table
+ * (swapper_pg_dir) whose upper half (indices 256..511: the direct map at PAGE_OFFSET, vmalloc,
+ * kernel text) every process's top-level table copies when created (pgd_alloc) and receives
+ * again when the kernel adds a top-level entry (sync_global_pgds). Each process has a PCID.
+ * Tables are allocated from a table zone of guest frames and written entry by entry as guest
+ * stores through Vm.writeGuestEntry, so under shadow paging a store to a table KVM shadows traps
+ * exactly as it would from a real guest. Data pages come from zones for 4K, 2M and 1G pages,
+ * naturally aligned. map/unmap/protect are the guest's set_pte/pte_clear; callers issue INVLPG
+ * through the CPU as a guest kernel would after changing a present entry.
+ */
+import { LEVEL_PAGES, type PagingMode } from "../../x86/paging.js";
+import {
+  makePteHi,
+  makePteLo,
+  PTE_A,
+  PTE_G,
+  PTE_P,
+  PTE_PS,
+  PTE_RW,
+  PTE_US,
+} from "../../x86/pte.js";
+import { descend, findLeaf, LeafRef, type TableSpace } from "../../x86/tables.js";
+import type { Vm } from "../kvm/vm.js";
+
+export interface Prot {
+  write: boolean;
+  user: boolean;
+  exec: boolean;
+  global?: boolean;
+}
+
+export interface GuestProcess {
+  readonly name: string;
+  /** gfn of the top-level table (what CR3 holds) */
+  readonly root: number;
+  readonly pcid: number;
+}
+
+export interface GuestRam {
+  /** [first gfn, npages) ranges of guest RAM */
+  ranges: ReadonlyArray<readonly [number, number]>;
+}
+
+const MiB_PAGES = 256;
+
+export class GuestOs implements TableSpace {
+  readonly processes = new Map<string, GuestProcess>();
+  /** swapper_pg_dir */
+  readonly kernelRoot: number;
+  readonly mode: PagingMode;
+  tables = 0;
+  private nextTable = 1 * MiB_PAGES;
+  private readonly tableEnd = 8 * MiB_PAGES;
+  private next4K = 8 * MiB_PAGES;
+  private readonly end4K = 64 * MiB_PAGES;
+  private next2M = 64 * MiB_PAGES;
+  private readonly end2M = 1024 * MiB_PAGES;
+  private next1G = 1024 * MiB_PAGES;
+  private readonly leaf = new LeafRef();
+  private readonly entry = new Uint32Array(2);
+
+  constructor(
+    readonly vm: Vm,
+    readonly ram: GuestRam,
+  ) {
+    this.mode = vm.guestMode;
+    this.kernelRoot = this.allocTable(this.mode.levels);
+  }
+
+  // TableSpace over guest memory
+  tablePfn(gfn: number): number {
+    const pfn = this.vm.gfnToPfn(gfn);
+    if (pfn < 0) throw new Error(`guest table gfn 0x${gfn.toString(16)} is not RAM`);
+    return pfn;
+  }
+  allocTable(_level: number): number {
+    if (this.nextTable >= this.tableEnd) throw new Error("guest out of page-table pages");
+    this.tables++;
+    return this.nextTable++;
+  }
+  tableEntryLo(child: number): number {
+    return makePteLo(child, PTE_P | PTE_RW | PTE_US | PTE_A);
+  }
+  tableEntryHi(child: number): number {
+    return makePteHi(child, false);
+  }
+  setEntry(gfn: number, index: number, level: number, lo: number, hi: number): void {
+    this.vm.writeGuestEntry(gfn, index, lo, hi);
+    if (gfn === this.kernelRoot && level === this.mode.levels && index >= 256) {
+      for (const p of this.processes.values()) this.vm.writeGuestEntry(p.root, index, lo, hi);
+    }
+  }
+
+  isRam(gfn: number): boolean {
+    for (const [first, n] of this.ram.ranges) if (gfn >= first && gfn < first + n) return true;
+    return false;
+  }
+
+  /** Get or create a process (pgd_alloc: copy the kernel half of swapper_pg_dir). */
+  process(name: string): GuestProcess {
+    const found = this.processes.get(name);
+    if (found) return found;
+    const root = this.allocTable(this.mode.levels);
+    for (let i = 256; i < 512; i++) {
+      this.vm.readGuestEntry(this.kernelRoot, i, this.entry);
+      if (this.entry[0] !== 0 || this.entry[1] !== 0)
+        this.vm.writeGuestEntry(root, i, this.entry[0], this.entry[1]);
+    }
+    const p: GuestProcess = { name, root, pcid: this.processes.size + 1 };
+    this.processes.set(name, p);
+    return p;
+  }
+
+  /** A naturally aligned data page of `level` (1 = 4K, 2 = 2M, 3 = 1G); returns its gfn. */
+  allocData(level: number): number {
+    if (level === 1) {
+      if (this.next4K >= this.end4K) throw new Error("guest out of 4K data pages");
+      return this.next4K++;
+    }
+    if (level === 2) {
+      if (this.next2M + 512 > this.end2M) throw new Error("guest out of 2M data pages");
+      const g = this.next2M;
+      this.next2M += 512;
+      return g;
+    }
+    for (;;) {
+      const g = this.next1G;
+      const fits = this.ram.ranges.some(([first, n]) => g >= first && g + 262144 <= first + n);
+      const beyond = this.ram.ranges.every(([first, n]) => g >= first + n);
+      if (beyond) throw new Error("guest out of 1G data pages");
+      this.next1G += 262144;
+      if (fits) return g;
+    }
+  }
+
+  private rootFor(proc: GuestProcess | null, vpn: number): number {
+    const top = (vpn / LEVEL_PAGES[this.mode.levels]) & 511;
+    if (top >= 256 || proc === null) return this.kernelRoot;
+    return proc.root;
+  }
+
+  /** set_pte: map page `vpn` (aligned to `level`) to `gfn` in `proc` (kernel half: shared). */
+  map(proc: GuestProcess | null, vpn: number, gfn: number, level: number, prot: Prot): void {
+    const pages = LEVEL_PAGES[level];
+    if (vpn % pages !== 0 || gfn % pages !== 0)
+      throw new Error("map: vpn and gfn must be aligned to the page size");
+    const root = this.rootFor(proc, vpn);
+    const table = descend(this.vm.host.mem, this, this.mode, root, vpn, level);
+    let flags =
+      PTE_P | (prot.write ? PTE_RW : 0) | (prot.user ? PTE_US : 0) | (prot.global ? PTE_G : 0);
+    if (level > 1) flags |= PTE_PS;
+    this.setEntry(
+      table,
+      (vpn / pages) & 511,
+      level,
+      makePteLo(gfn, flags),
+      makePteHi(gfn, !prot.exec),
+    );
+  }
+
+  /** pte_clear; returns the level that was unmapped or 0. */
+  unmap(proc: GuestProcess | null, vpn: number): number {
+    findLeaf(this.vm.host.mem, this, this.mode, this.rootFor(proc, vpn), vpn, this.leaf);
+    if (!this.leaf.present) return 0;
+    this.setEntry(this.leaf.tableFrame, this.leaf.index, this.leaf.level, 0, 0);
+    return this.leaf.level;
+  }
+
+  /** The leaf mapping `vpn` (a copy of the reusable LeafRef), or null. */
+  lookup(proc: GuestProcess | null, vpn: number): LeafRef | null {
+    findLeaf(this.vm.host.mem, this, this.mode, this.rootFor(proc, vpn), vpn, this.leaf);
+    if (!this.leaf.present) return null;
+    const r = new LeafRef();
+    Object.assign(r, this.leaf);
+    return r;
+  }
+}

@@ -1,0 +1,189 @@
+/**
+ * Host physical memory: frames, an allocator, and bytes where bytes matter.
+ *
+ * How it works: the host has `nframes` 4 KiB frames. A frame is free or owned by a kind (kernel
+ * page tables and KVM MMU pages, anonymous user memory, THP, hugetlbfs). Frames that hold page
+ * tables get real bytes: a 4 KiB slot (1024 32-bit words) in one growing Uint32Array arena, found
+ * through `slotOf[pfn]` (an array index, never a Map); every other frame carries only a content
+ * token (`token[pfn]`) that later mechanisms (KSM, swap) compare and move. The allocator hands out
+ * naturally aligned blocks of order 0 (4K), 9 (2M) or 18 (1G), like the buddy allocator's
+ * alignment guarantee (mm/page_alloc.c): small blocks come from the bottom of memory, large ones
+ * from the top, and per-2M/per-1G used counts make finding a free aligned block a scan over
+ * blocks rather than frames.
+ *
+ * Invariants (assertInvariants): freeFrames + used frames = nframes; used2M/used1G equal the sum
+ * of `kind[] != FREE` over their blocks; a frame with a byte slot is in use; slots are unique.
+ */
+
+export const KIND_FREE = 0;
+export const KIND_KERNEL = 1;
+export const KIND_ANON = 2;
+export const KIND_THP = 3;
+export const KIND_HUGETLB = 4;
+
+const WORDS_PER_PAGE = 1024;
+
+export class PhysMem {
+  readonly nframes: number;
+  /** table bytes: 1024 words per slot */
+  words: Uint32Array;
+  /** word offset of a frame's bytes in `words`, -1 when the frame has none (reads as zeros) */
+  readonly slotOf: Int32Array;
+  readonly kind: Uint8Array;
+  readonly token: Uint32Array;
+  private readonly used2M: Uint16Array;
+  private readonly used1G: Int32Array;
+  private nslots = 0;
+  private readonly freeSlots: number[] = [];
+  private cursor = 0;
+  freeFrames: number;
+
+  constructor(bytes: number) {
+    if (bytes % 1073741824 !== 0 || bytes <= 0) {
+      throw new RangeError("host memory must be a whole number of GiB");
+    }
+    this.nframes = bytes / 4096;
+    this.words = new Uint32Array(WORDS_PER_PAGE * 64);
+    this.slotOf = new Int32Array(this.nframes).fill(-1);
+    this.kind = new Uint8Array(this.nframes);
+    this.token = new Uint32Array(this.nframes);
+    this.used2M = new Uint16Array(this.nframes / 512);
+    this.used1G = new Int32Array(this.nframes / 262144);
+    this.freeFrames = this.nframes;
+  }
+
+  /** Allocate a naturally aligned block of 2^order frames; returns its first pfn or -1. */
+  alloc(order: 0 | 9 | 18, kind: number): number {
+    if (order === 0) return this.alloc4K(kind);
+    const blocks = order === 9 ? this.used2M : this.used1G;
+    const size = 1 << order;
+    for (let b = blocks.length - 1; b >= 0; b--) {
+      if (blocks[b] === 0 && (order === 18 || this.used1G[Math.floor(b / 512)] < 262144)) {
+        const first = b * size;
+        for (let i = 0; i < size; i++) this.take(first + i, kind);
+        return first;
+      }
+    }
+    return -1;
+  }
+
+  private alloc4K(kind: number): number {
+    for (let n = 0; n < this.nframes; n++) {
+      const pfn = (this.cursor + n) % this.nframes;
+      if (this.kind[pfn] === KIND_FREE) {
+        this.cursor = pfn + 1;
+        this.take(pfn, kind);
+        return pfn;
+      }
+    }
+    return -1;
+  }
+
+  private take(pfn: number, kind: number): void {
+    this.kind[pfn] = kind;
+    this.used2M[pfn >>> 9]++;
+    this.used1G[Math.floor(pfn / 262144)]++;
+    this.freeFrames--;
+  }
+
+  /** Free a block of 2^order frames starting at `pfn` (their bytes and tokens go too). */
+  free(pfn: number, order: 0 | 9 | 18): void {
+    const size = 1 << order;
+    for (let i = 0; i < size; i++) {
+      const f = pfn + i;
+      if (this.kind[f] === KIND_FREE) throw new Error(`double free of pfn ${f}`);
+      this.kind[f] = KIND_FREE;
+      this.token[f] = 0;
+      this.used2M[f >>> 9]--;
+      this.used1G[Math.floor(f / 262144)]--;
+      this.freeFrames++;
+      const s = this.slotOf[f];
+      if (s >= 0) {
+        this.slotOf[f] = -1;
+        this.freeSlots.push(s);
+      }
+    }
+    if (pfn < this.cursor) this.cursor = pfn;
+  }
+
+  /** Give a frame bytes (zeroed) if it has none; returns the word offset of its slot. */
+  bytes(pfn: number): number {
+    let s = this.slotOf[pfn];
+    if (s >= 0) return s;
+    if (this.kind[pfn] === KIND_FREE) throw new Error(`bytes for free pfn ${pfn}`);
+    const reused = this.freeSlots.pop();
+    if (reused !== undefined) {
+      s = reused;
+      this.words.fill(0, s, s + WORDS_PER_PAGE);
+    } else {
+      s = this.nslots++ * WORDS_PER_PAGE;
+      if (s + WORDS_PER_PAGE > this.words.length) {
+        const bigger = new Uint32Array(this.words.length * 2);
+        bigger.set(this.words);
+        this.words = bigger;
+      }
+    }
+    this.slotOf[pfn] = s;
+    return s;
+  }
+
+  /** Read the 64-bit entry `index` of frame `pfn` as [lo, hi] into `into`. */
+  readEntry(pfn: number, index: number, into: Uint32Array): void {
+    const s = this.slotOf[pfn];
+    if (s < 0) {
+      into[0] = 0;
+      into[1] = 0;
+      return;
+    }
+    into[0] = this.words[s + index * 2];
+    into[1] = this.words[s + index * 2 + 1];
+  }
+
+  entryLo(pfn: number, index: number): number {
+    const s = this.slotOf[pfn];
+    return s < 0 ? 0 : this.words[s + index * 2];
+  }
+
+  entryHi(pfn: number, index: number): number {
+    const s = this.slotOf[pfn];
+    return s < 0 ? 0 : this.words[s + index * 2 + 1];
+  }
+
+  writeEntry(pfn: number, index: number, lo: number, hi: number): void {
+    const s = this.bytes(pfn);
+    this.words[s + index * 2] = lo;
+    this.words[s + index * 2 + 1] = hi;
+  }
+
+  /** Frames in use by kind. */
+  countKind(kind: number): number {
+    let n = 0;
+    for (let i = 0; i < this.nframes; i++) if (this.kind[i] === kind) n++;
+    return n;
+  }
+
+  assertInvariants(): void {
+    let used = 0;
+    const u2 = new Uint16Array(this.used2M.length);
+    const u1 = new Int32Array(this.used1G.length);
+    const seen = new Set<number>();
+    for (let f = 0; f < this.nframes; f++) {
+      if (this.kind[f] !== KIND_FREE) {
+        used++;
+        u2[f >>> 9]++;
+        u1[Math.floor(f / 262144)]++;
+      }
+      const s = this.slotOf[f];
+      if (s >= 0) {
+        if (this.kind[f] === KIND_FREE) throw new Error(`free pfn ${f} has bytes`);
+        if (seen.has(s)) throw new Error(`slot ${s} used twice`);
+        seen.add(s);
+      }
+    }
+    if (used + this.freeFrames !== this.nframes) throw new Error("frame count mismatch");
+    for (let i = 0; i < u2.length; i++)
+      if (u2[i] !== this.used2M[i]) throw new Error(`used2M[${i}]`);
+    for (let i = 0; i < u1.length; i++)
+      if (u1[i] !== this.used1G[i]) throw new Error(`used1G[${i}]`);
+  }
+}

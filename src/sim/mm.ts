@@ -1,0 +1,207 @@
+/**
+ * A host process address space (mm_struct) with real x86-64 4-level page tables: HVA -> HPA.
+ *
+ * How it works: an Mm has VMAs (anonymous memory, THP-eligible or not, and hugetlbfs mappings of
+ * 2M or 1G pages) and a page-table root in host memory. Nothing is mapped until touched: fault()
+ * is handle_mm_fault (mm/memory.c): for hugetlbfs it takes a page from the host's pool
+ * (mm/hugetlb.c, pages reserved up front like vm.nr_hugepages) and installs a PS leaf at level 2
+ * or 3; for anonymous memory with THP it allocates a 2M page when the aligned 2M range lies inside
+ * the VMA and its PMD is still empty (do_huge_pmd_anonymous_page), else a 4K page. lookup() is
+ * the side-effect-free walk KVM's host_pfn_mapping_level() does (lookup_address_in_mm), using
+ * the same walker as the hardware. Anonymous mappings of 2M or more start 2M-aligned, as
+ * thp_get_unmapped_area() arranges for anonymous mappings since Linux 6.7.
+ *
+ * Invariants: every present leaf lies inside a VMA of a matching kind; hugetlb leaves are at the
+ * VMA's page level; rss equals the 4K frames mapped.
+ */
+import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
+import { makePteHi, makePteLo, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../x86/pte.js";
+import { descend, findLeaf, forEachEntry, LeafRef, type TableSpace } from "../x86/tables.js";
+import { DIM_NATIVE, WalkOut, walk } from "../x86/walk.js";
+import { KIND_ANON, KIND_KERNEL, KIND_THP, type PhysMem } from "./memory.js";
+
+export type VmaKind = "anon" | "hugetlb";
+
+export interface Vma {
+  readonly start: number;
+  readonly end: number;
+  readonly kind: VmaKind;
+  /** page size of a hugetlbfs mapping; 4096 for anonymous memory */
+  readonly pageSize: number;
+  /** anonymous: may be backed by transparent huge pages */
+  readonly thp: boolean;
+  readonly name: string;
+}
+
+/** Free pages of one hugetlbfs size, reserved from host memory up front. */
+export class HugetlbPool {
+  readonly free: number[] = [];
+  total = 0;
+  constructor(readonly pageSize: number) {}
+}
+
+const MMAP_TOP = 0x7f0000000000;
+
+export class Mm implements TableSpace {
+  readonly root: number;
+  readonly vmas: Vma[] = [];
+  /** 4K frames mapped (anon + THP + hugetlb) */
+  rss = 0;
+  private mmapBase = MMAP_TOP;
+  private readonly out = new WalkOut();
+  private readonly leaf = new LeafRef();
+
+  constructor(
+    readonly mem: PhysMem,
+    readonly pools: ReadonlyMap<number, HugetlbPool>,
+    readonly name: string,
+  ) {
+    this.root = this.allocTable(4);
+    this.out.setAd = false;
+  }
+
+  // TableSpace: host tables live in host frames, identity-addressed
+  tablePfn(frame: number): number {
+    return frame;
+  }
+  allocTable(_level: number): number {
+    const pfn = this.mem.alloc(0, KIND_KERNEL);
+    if (pfn < 0) throw new Error("host out of memory for page tables");
+    this.mem.bytes(pfn);
+    return pfn;
+  }
+  tableEntryLo(child: number): number {
+    return makePteLo(child, PTE_P | PTE_RW | PTE_US | PTE_A);
+  }
+  tableEntryHi(child: number): number {
+    return makePteHi(child, false);
+  }
+  setEntry(tableFrame: number, index: number, _level: number, lo: number, hi: number): void {
+    this.mem.writeEntry(tableFrame, index, lo, hi);
+  }
+
+  /** mmap(): reserve a VMA top-down; returns its start hva. */
+  mmap(
+    size: number,
+    opts: { kind?: VmaKind; pageSize?: number; thp?: boolean; name?: string; align?: number } = {},
+  ): number {
+    const kind = opts.kind ?? "anon";
+    const pageSize = kind === "hugetlb" ? (opts.pageSize ?? 2097152) : 4096;
+    if (size <= 0 || size % pageSize !== 0) {
+      throw new RangeError(`mmap size ${size} is not a multiple of ${pageSize}`);
+    }
+    let align = opts.align ?? (kind === "hugetlb" ? pageSize : size >= 2097152 ? 2097152 : 4096);
+    if (align < pageSize) align = pageSize;
+    let start = this.mmapBase - size;
+    start -= start % align;
+    this.mmapBase = start - 1073741824; // leave a guard gap so regions never touch
+    const vma: Vma = {
+      start,
+      end: start + size,
+      kind,
+      pageSize,
+      thp: kind === "anon" && (opts.thp ?? false),
+      name: opts.name ?? (kind === "hugetlb" ? "/dev/hugepages" : "[anon]"),
+    };
+    this.vmas.push(vma);
+    this.vmas.sort((a, b) => a.start - b.start);
+    return start;
+  }
+
+  findVma(hva: number): Vma | undefined {
+    for (const v of this.vmas) if (hva >= v.start && hva < v.end) return v;
+    return undefined;
+  }
+
+  /**
+   * Side-effect-free lookup: pfn of the 4K frame backing `hva` or -1; `levelOut[0]` gets the
+   * host mapping level (1 = 4K, 2 = 2M, 3 = 1G) and `entryOut` the leaf entry when given.
+   */
+  lookup(hva: number, levelOut?: Int32Array, entryOut?: Uint32Array): number {
+    const out = this.out;
+    out.reset();
+    const pfn = walk(
+      out,
+      this.mem,
+      GUEST_4LEVEL,
+      this.root,
+      Math.floor(hva / 4096),
+      0,
+      DIM_NATIVE,
+      null,
+      0,
+      -1,
+    );
+    if (levelOut) levelOut[0] = pfn < 0 ? 0 : out.gLevel;
+    if (entryOut && out.n > 0) {
+      entryOut[0] = out.lo[out.n - 1];
+      entryOut[1] = out.hi[out.n - 1];
+    }
+    return pfn;
+  }
+
+  /** handle_mm_fault: make `hva` present; returns the 4K pfn or throws (SIGSEGV/SIGBUS). */
+  fault(hva: number, _write: boolean): number {
+    const present = this.lookup(hva);
+    if (present >= 0) return present;
+    const vma = this.findVma(hva);
+    if (!vma) throw new Error(`SIGSEGV: ${this.name} hva 0x${hva.toString(16)} is in no VMA`);
+    const vpn = Math.floor(hva / 4096);
+    if (vma.kind === "hugetlb") {
+      const pool = this.pools.get(vma.pageSize);
+      const pfn = pool?.free.pop();
+      if (pfn === undefined) {
+        throw new Error(`SIGBUS: no free ${vma.pageSize / 1048576}M huge page for ${this.name}`);
+      }
+      const level = vma.pageSize === 1073741824 ? 3 : 2;
+      this.installLeaf(vpn, level, pfn);
+      return pfn + (vpn % LEVEL_PAGES[level]);
+    }
+    if (vma.thp) {
+      const base = hva - (hva % 2097152);
+      if (base >= vma.start && base + 2097152 <= vma.end && this.pmdEmpty(vpn)) {
+        const pfn = this.mem.alloc(9, KIND_THP);
+        if (pfn >= 0) {
+          this.installLeaf(vpn, 2, pfn);
+          return pfn + (vpn % 512);
+        }
+        // no free 2M block: fall back to 4K as the kernel does (thp_fault_fallback)
+      }
+    }
+    const pfn = this.mem.alloc(0, KIND_ANON);
+    if (pfn < 0) throw new Error("host out of memory");
+    this.installLeaf(vpn, 1, pfn);
+    return pfn;
+  }
+
+  private pmdEmpty(vpn: number): boolean {
+    findLeaf(this.mem, this, GUEST_4LEVEL, this.root, vpn, this.leaf);
+    return !this.leaf.present && this.leaf.level >= 2;
+  }
+
+  private installLeaf(vpn: number, level: number, pfn: number): void {
+    const table = descend(this.mem, this, GUEST_4LEVEL, this.root, vpn, level);
+    const idx = (vpn / LEVEL_PAGES[level]) & 511;
+    const flags = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D | (level > 1 ? PTE_PS : 0);
+    this.setEntry(table, idx, level, makePteLo(pfn, flags), makePteHi(pfn, true));
+    this.rss += LEVEL_PAGES[level];
+  }
+
+  assertInvariants(): void {
+    let rss = 0;
+    forEachEntry(this.mem, this, GUEST_4LEVEL, this.root, (level, _t, _i, lo, _hi, leaf, first) => {
+      if (!leaf) return true;
+      const hva = first * 4096;
+      const vma = this.findVma(hva);
+      if (!vma) throw new Error(`${this.name}: leaf at 0x${hva.toString(16)} outside any VMA`);
+      if (vma.kind === "hugetlb" && LEVEL_PAGES[level] * 4096 !== vma.pageSize) {
+        throw new Error(`${this.name}: hugetlb leaf at wrong level ${level}`);
+      }
+      if (vma.kind === "anon" && level > 2) throw new Error("anonymous 1G leaf");
+      if ((lo & PTE_PS) === 0 && level > 1) throw new Error("leaf without PS");
+      rss += LEVEL_PAGES[level];
+      return true;
+    });
+    if (rss !== this.rss) throw new Error(`${this.name}: rss ${this.rss} != mapped ${rss}`);
+  }
+}
