@@ -24,6 +24,8 @@ import {
   EPT_LARGE,
   eptBadMemType,
   QUAL_FETCH,
+  QUAL_GLA_TRANSLATION,
+  QUAL_GLA_VALID,
   QUAL_READ,
   QUAL_WRITE,
 } from "./ept.js";
@@ -152,10 +154,10 @@ export class WalkOut {
 
 /**
  * Walk `mode` tables from `root` for page number `pn` (vpn or gfn). `access` is PF_* bits for
- * x86 modes and QUAL_READ/WRITE/FETCH for EPT. Returns the 4K frame reached (pfn, or gfn when an
- * x86 walk has neither `nested` nor a resolver and its tables are host frames... see below) or -1
- * with out.status set. With `nested`, table and final frames are gfns translated by EPT walks
- * and the pfn is returned (out.gfn holds the gfn). `under` labels EPT steps (see WalkOut.under).
+ * x86 modes and QUAL_READ/WRITE/FETCH for EPT. Returns the 4K frame the tables map `pn` to, or
+ * -1 with out.status set. With `nested`, table and final frames are gfns translated by EPT walks
+ * and the pfn is returned (out.gfn holds the gfn); with `out.resolver` (software walks) table
+ * gfns are resolved by it and the gfn is returned. `under` labels EPT steps (WalkOut.under).
  */
 export function walk(
   out: WalkOut,
@@ -196,6 +198,8 @@ export function walk(
       const eAccess = out.eptAd ? QUAL_WRITE : QUAL_READ;
       tablePfn = walk(out, mem, nested, nestedRoot, table, eAccess, DIM_EPT, null, 0, level);
       if (tablePfn < 0) {
+        // the access was to a guest paging-structure entry (qualification bit 8 = 0)
+        if (out.status === ST_EPT_VIOLATION) out.errorCode |= QUAL_GLA_VALID;
         out.faultLevel = level;
         return -1;
       }
@@ -361,6 +365,8 @@ export function walk(
       const eAccess = access & PF_W ? QUAL_WRITE : access & PF_I ? QUAL_FETCH : QUAL_READ;
       const pfn = walk(out, mem, nested, nestedRoot, frame, eAccess, DIM_EPT, null, 0, 0);
       if (pfn < 0) {
+        // the access was to the translation of the linear address (bit 8 = 1)
+        if (out.status === ST_EPT_VIOLATION) out.errorCode |= QUAL_GLA_VALID | QUAL_GLA_TRANSLATION;
         out.faultLevel = 0;
         out.gfn = frame;
         return -1;

@@ -44,6 +44,7 @@ import {
   walk,
 } from "../../x86/walk.js";
 import type { Host } from "../host.js";
+import type { TdpMmu } from "../kvm/tdp.js";
 import type { Vcpu } from "../kvm/vcpu.js";
 import type { Vm } from "../kvm/vm.js";
 import {
@@ -295,6 +296,10 @@ export class Cpu {
       }
     }
     if (rec.gfn < 0) return;
+    if (rec.mmuLevel === 0 && vm.mmu.kind === "ept") {
+      const leaf = (vm.mmu as TdpMmu).lookup(rec.gfn);
+      if (leaf) rec.mmuLevel = leaf.level;
+    }
     const slot = vm.memslots.lookup(rec.gfn);
     if (slot === null) return;
     rec.memslot = slot.id;
