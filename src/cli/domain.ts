@@ -31,7 +31,7 @@ import type { DomainProblem } from "../libvirt/model.js";
 import { diskHostTree, loadSchemas } from "../libvirt/node.js";
 import { parseDomain } from "../libvirt/parse.js";
 import { parseBitmap } from "../libvirt/scaled.js";
-import { checkDomain, validateDomain } from "../libvirt/validate.js";
+import { checkDomain, validateDomain, validateDomains } from "../libvirt/validate.js";
 import { KvmemError } from "../units/errors.js";
 import { parseSize } from "../units/size.js";
 import { action, usageError } from "./run.js";
@@ -136,11 +136,14 @@ async function validateCmd(
   const host = opts.host ? readHostFacts(diskHostTree(opts.root ?? "/")) : undefined;
   let bad = 0;
   const out: Array<{ file: string; valid: boolean; problems: DomainProblem[] }> = [];
-  for (const file of files) {
-    const v = await validateDomain(readDomainFile(file), { schemas, host });
+  const verdicts = await validateDomains(
+    files.map((f) => readDomainFile(f)),
+    { schemas, host },
+  );
+  verdicts.forEach((v, i) => {
     if (!v.valid) bad++;
-    out.push({ file, valid: v.valid, problems: v.problems });
-  }
+    out.push({ file: files[i], valid: v.valid, problems: v.problems });
+  });
   if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
   else {
     for (const r of out) {

@@ -40,8 +40,6 @@ export const DOMAIN_SCHEMA_FILES = [
   "privatedata.rng",
 ] as const;
 
-const DOC_NAME = "domain.xml";
-
 function elementsOnLine(
   doc: XmlDoc,
   line: number,
@@ -66,24 +64,46 @@ export async function validateSchema(
   doc: XmlDoc,
   schemas: SchemaSet,
 ): Promise<DomainProblem[]> {
+  return (await validateSchemaMany([{ text: xmlText, doc }], schemas))[0];
+}
+
+/**
+ * Validate several documents in one run of the engine (compiling domain.rng once costs far more
+ * than checking a document). Returns the problems of each document, in order.
+ */
+export async function validateSchemaMany(
+  docs: ReadonlyArray<{ text: string; doc: XmlDoc }>,
+  schemas: SchemaSet,
+): Promise<DomainProblem[][]> {
+  const out: DomainProblem[][] = docs.map(() => []);
+  if (docs.length === 0) return out;
   const [main, ...rest] = schemas.files;
+  const names = docs.map((_, i) => `domain-${i}.xml`);
   const result = await validateXML({
-    xml: [{ fileName: DOC_NAME, contents: xmlText }],
+    xml: docs.map((d, i) => ({ fileName: names[i], contents: d.text })),
     schema: [main],
     preload: rest,
     extension: "relaxng",
     initialMemoryPages: 512,
     maxMemoryPages: 16384,
   });
-  if (result.valid) return [];
-  const out: DomainProblem[] = [];
+  if (result.valid) return out;
   let pending: string[] = [];
+  const failed = new Set<number>();
   for (const e of result.errors) {
     const msg = e.message.replace(/Relax-NG validity error : /g, "").trim();
-    if (!e.loc) {
-      if (!/fails to validate$/.test(msg) && !/validates$/.test(msg)) pending.push(msg);
+    const failMatch = /^(domain-(\d+)\.xml) fails to validate$/.exec(msg);
+    if (failMatch) {
+      failed.add(Number(failMatch[2]));
       continue;
     }
+    if (!e.loc) {
+      pending.push(msg);
+      continue;
+    }
+    const idx = names.indexOf(e.loc.fileName);
+    if (idx < 0) continue;
+    const doc = docs[idx].doc;
     const m = /^element ([^:\s]+): (.*)$/.exec(msg);
     const name = m?.[1];
     const el =
@@ -91,7 +111,7 @@ export async function validateSchema(
       elementsOnLine(doc, e.loc.lineNumber, undefined);
     const text = [m ? `element ${name}: ${m[2]}` : msg, ...pending].join("; ");
     pending = [];
-    out.push({
+    out[idx].push({
       code: "schema.invalid",
       path: el ? elementPath(el) : "/",
       message: text,
@@ -101,27 +121,18 @@ export async function validateSchema(
       column: el ? lineCol(doc, el.start).column : 1,
     });
   }
-  if (pending.length) {
-    out.push({
-      code: "schema.invalid",
-      path: "/",
-      message: pending.join("; "),
-      severity: "error",
-      rule: "RelaxNG domain.rng",
-      line: 1,
-      column: 1,
-    });
-  }
-  if (out.length === 0) {
-    out.push({
-      code: "schema.invalid",
-      path: "/",
-      message: "fails to validate against domain.rng",
-      severity: "error",
-      rule: "RelaxNG domain.rng",
-      line: 1,
-      column: 1,
-    });
+  for (const i of failed) {
+    if (out[i].length === 0) {
+      out[i].push({
+        code: "schema.invalid",
+        path: "/",
+        message: pending.join("; ") || "fails to validate against domain.rng",
+        severity: "error",
+        rule: "RelaxNG domain.rng",
+        line: 1,
+        column: 1,
+      });
+    }
   }
   return out;
 }

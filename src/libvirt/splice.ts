@@ -145,7 +145,13 @@ export function setText(doc: XmlDoc, el: XmlElement, value: string): Splice {
 /** Insert `markup` as a new sibling right after `after`, on its own line. */
 export function insertAfter(doc: XmlDoc, after: XmlElement, markup: string, st: Style): Splice {
   const ind = indentOf(doc, after) ?? "";
-  return { start: after.end, end: after.end, text: `${st.nl}${ind}${markup}` };
+  // a comment or blanks after the element on its line stay with it: insert at the line's end
+  const t = doc.text;
+  let le = t.indexOf("\n", after.end);
+  if (le < 0) le = t.length;
+  if (t[le - 1] === "\r") le--;
+  const at = /^(?:\s|<!--(?:(?!-->)[\s\S])*-->)*$/.test(t.slice(after.end, le)) ? le : after.end;
+  return { start: at, end: at, text: `${st.nl}${ind}${markup}` };
 }
 
 /** Insert `markup` as a new sibling right before `before`, on its own line. */

@@ -12,7 +12,7 @@ import { checkHost, type HostMemoryFacts } from "./host.js";
 import type { Domain, DomainProblem } from "./model.js";
 import { parseDomain } from "./parse.js";
 import { checkRules } from "./rules.js";
-import { type SchemaSet, validateSchema } from "./schema.js";
+import { type SchemaSet, validateSchemaMany } from "./schema.js";
 
 export interface ValidateOptions {
   /** RelaxNG schema files; without them the schema step is skipped */
@@ -47,14 +47,32 @@ export async function validateDomain(
   xmlText: string,
   opts: ValidateOptions = {},
 ): Promise<Verdict> {
-  const { domain, problems, source } = parseDomain(xmlText);
-  if (!source.root) return { domain, problems, valid: false };
-  const all = [...problems];
-  if (opts.schemas) all.push(...(await validateSchema(xmlText, source.doc, opts.schemas)));
-  if (source.root.name === "domain") {
-    all.push(...checkRules(domain, source));
-    if (opts.host) all.push(...checkHost(domain, source, opts.host));
-  }
-  all.sort(byPosition);
-  return { domain, problems: all, valid: !all.some((p) => p.severity === "error") };
+  return (await validateDomains([xmlText], opts))[0];
+}
+
+/** Validate several documents; the schema engine runs once for all of them. */
+export async function validateDomains(
+  texts: readonly string[],
+  opts: ValidateOptions = {},
+): Promise<Verdict[]> {
+  const parsed = texts.map((t) => parseDomain(t));
+  const wellFormed = parsed.map((p, i) => ({ p, i })).filter(({ p }) => p.source.root);
+  const schemaProblems = opts.schemas
+    ? await validateSchemaMany(
+        wellFormed.map(({ p, i }) => ({ text: texts[i], doc: p.source.doc })),
+        opts.schemas,
+      )
+    : [];
+  return parsed.map(({ domain, problems, source }, i) => {
+    if (!source.root) return { domain, problems, valid: false };
+    const all = [...problems];
+    const k = wellFormed.findIndex((w) => w.i === i);
+    if (opts.schemas) all.push(...schemaProblems[k]);
+    if (source.root.name === "domain") {
+      all.push(...checkRules(domain, source));
+      if (opts.host) all.push(...checkHost(domain, source, opts.host));
+    }
+    all.sort(byPosition);
+    return { domain, problems: all, valid: !all.some((p) => p.severity === "error") };
+  });
 }

@@ -1,0 +1,267 @@
+/**
+ * editDomain changes exactly the nodes asked for. Checked by line diffs (an LCS diff written
+ * here) of the original and the edited text, over libvirt's corpus (../shared/corpus, read in
+ * place) and over hand-made documents with comments, CRLF line ends, double quotes and the
+ * qemu: namespace.
+ */
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { type EditRequest, editDomain } from "./edit.js";
+import { loadSchemas } from "./node.js";
+import { parseDomain } from "./parse.js";
+import { validateDomain } from "./validate.js";
+
+const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const have = existsSync(CORPUS);
+const files = (sub: string) =>
+  have ? readdirSync(CORPUS + sub).filter((f) => f.endsWith(".xml")) : [];
+const read = (p: string) => readFileSync(CORPUS + p, "utf8");
+
+/** Lines only in a (removed) and only in b (added), by longest common subsequence. */
+function lineDiff(a: string, b: string): { removed: string[]; added: string[] } {
+  const x = a.split("\n");
+  const y = b.split("\n");
+  const n = x.length;
+  const m = y.length;
+  const L: number[][] = Array.from({ length: n + 1 }, () => new Array(m + 1).fill(0));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const removed: string[] = [];
+  const added: string[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) {
+      i++;
+      j++;
+    } else if (L[i + 1][j] >= L[i][j + 1]) removed.push(x[i++]);
+    else added.push(y[j++]);
+  }
+  while (i < n) removed.push(x[i++]);
+  while (j < m) added.push(y[j++]);
+  return { removed, added };
+}
+
+const all = ["valid", "invalid", "normalized-output", "other"].flatMap((s) =>
+  files(s).map((f) => `${s}/${f}`),
+);
+
+describe.skipIf(!have)("editing nothing returns identical bytes", () => {
+  it.each(all)("%s", (f) => {
+    const text = read(f);
+    const r = editDomain(text, {});
+    expect(r.text === text).toBe(true);
+    expect(r.changes).toEqual([]);
+  });
+});
+
+describe.skipIf(!have)("each edit changes exactly the intended lines", () => {
+  const cases: Array<[string, EditRequest, string[], string[]]> = [
+    [
+      "valid/mlock-off.xml",
+      { memoryKiB: 4194304 },
+      ["  <memory unit='KiB'>219136</memory>"],
+      ["  <memory unit='KiB'>4194304</memory>"],
+    ],
+    // the unit is kept when the new size is exact in it
+    [
+      "valid/memtune.xml",
+      { memoryKiB: 4194304 },
+      ["  <memory unit='MiB'>214</memory>"],
+      ["  <memory unit='MiB'>4096</memory>"],
+    ],
+    // ... and becomes KiB when it is not
+    [
+      "valid/memtune.xml",
+      { memoryKiB: 219137 },
+      ["  <memory unit='MiB'>214</memory>"],
+      ["  <memory unit='KiB'>219137</memory>"],
+    ],
+    [
+      "valid/mlock-off.xml",
+      { currentKiB: 131072 },
+      ["  <currentMemory unit='KiB'>219136</currentMemory>"],
+      ["  <currentMemory unit='KiB'>131072</currentMemory>"],
+    ],
+    [
+      "valid/mlock-off.xml",
+      { max: { kib: 4194304, slots: 8 } },
+      [],
+      ["  <maxMemory slots='8' unit='KiB'>4194304</maxMemory>"],
+    ],
+    [
+      "valid/memory-hotplug.xml",
+      { max: { kib: 2097152 } },
+      ["  <maxMemory slots='16' unit='KiB'>1099511627776</maxMemory>"],
+      ["  <maxMemory slots='16' unit='KiB'>2097152</maxMemory>"],
+    ],
+    [
+      "valid/mlock-off.xml",
+      { locked: true },
+      [],
+      ["  <memoryBacking>", "    <locked/>", "  </memoryBacking>"],
+    ],
+    [
+      "valid/mlock-on.xml",
+      { locked: false },
+      ["  <memoryBacking>", "    <locked/>", "  </memoryBacking>"],
+      [],
+    ],
+    [
+      "valid/nosharepages.xml",
+      { nosharepages: false },
+      ["  <memoryBacking>", "    <nosharepages/>", "  </memoryBacking>"],
+      [],
+    ],
+    [
+      "valid/hugepages-default.xml",
+      { hugepages: { sizeKiB: 1048576 } },
+      ["    <hugepages/>"],
+      ["    <hugepages>", "      <page size='1048576' unit='KiB'/>", "    </hugepages>"],
+    ],
+    [
+      "valid/hugepages-default-2M.xml",
+      { hugepages: "none" },
+      [
+        "  <memoryBacking>",
+        "    <hugepages>",
+        "      <page size='2048' unit='KiB'/>",
+        "    </hugepages>",
+        "  </memoryBacking>",
+      ],
+      [],
+    ],
+    ["valid/memorybacking-set.xml", { nosharepages: true }, [], ["    <nosharepages/>"]],
+    [
+      "valid/balloon-device.xml",
+      { balloon: "none" },
+      [
+        "    <memballoon model='virtio'>",
+        "      <address type='pci' domain='0' bus='0' slot='18' function='0'/>",
+        "    </memballoon>",
+      ],
+      ["    <memballoon model='none'/>"],
+    ],
+    [
+      "valid/balloon-device.xml",
+      { balloon: { model: "virtio", statsPeriod: 5 } },
+      [],
+      ["      <stats period='5'/>"],
+    ],
+    [
+      "valid/balloon-device-deflate.xml",
+      { balloon: { model: "virtio", autodeflate: false } },
+      ["    <memballoon model='virtio' autodeflate='on'>"],
+      ["    <memballoon model='virtio' autodeflate='off'>"],
+    ],
+  ];
+  it.each(cases)("%s %j", (f, req, removed, added) => {
+    const text = read(f);
+    const r = editDomain(text, req);
+    expect(r.problems).toEqual([]);
+    expect(lineDiff(text, r.text)).toEqual({ removed, added });
+  });
+
+  it("memballoon <memballoon model='virtio'/> gains a stats child without other changes", () => {
+    const text = read("valid/memorybacking-set.xml");
+    const r = editDomain(text, { balloon: { model: "virtio", statsPeriod: 10 } });
+    expect(lineDiff(text, r.text)).toEqual({
+      removed: ["    <memballoon model='virtio'/>"],
+      added: ["    <memballoon model='virtio'>", "      <stats period='10'/>", "    </memballoon>"],
+    });
+  });
+
+  const EDITS: EditRequest[] = [
+    { memoryKiB: 8388608 },
+    { currentKiB: 1024 },
+    { hugepages: { sizeKiB: 2048 } },
+    { hugepages: "none" },
+    { locked: true, nosharepages: true },
+    { balloon: { model: "virtio", autodeflate: true, statsPeriod: 3 } },
+    { balloon: "none" },
+  ];
+  const memoryLine =
+    /<\/?(memory|currentMemory|maxMemory|memoryBacking|hugepages|page|nosharepages|locked|memballoon|stats)\b|^\s*<address /;
+  it.each(files("valid"))("valid/%s: every edit touches only memory lines and reads back", (f) => {
+    const text = read(`valid/${f}`);
+    const before = parseDomain(text).domain;
+    for (const req of EDITS) {
+      const r = editDomain(text, req);
+      expect(r.problems).toEqual([]);
+      const { removed, added } = lineDiff(text, r.text);
+      for (const l of [...removed, ...added]) expect(l).toMatch(memoryLine);
+      const after = parseDomain(r.text);
+      expect(after.problems).toEqual([]);
+      // what was not asked for is unchanged in the model
+      expect(after.domain.numa).toEqual(before.numa);
+      expect(after.domain.memoryDevices).toEqual(before.memoryDevices);
+      expect(after.domain.name).toEqual(before.name);
+      if (req.memoryKiB === undefined) expect(after.domain.memoryKiB).toBe(before.memoryKiB);
+    }
+  });
+
+  it("edited corpus files still pass libvirt's RelaxNG schema", async () => {
+    const schemas = loadSchemas();
+    for (const f of [
+      "valid/mlock-off.xml",
+      "valid/memorybacking-set.xml",
+      "valid/hugepages-numa-nodeset.xml",
+      "valid/balloon-device.xml",
+    ]) {
+      const r = editDomain(read(f), {
+        locked: true,
+        nosharepages: true,
+        balloon: { model: "virtio", autodeflate: true, statsPeriod: 3 },
+        currentKiB: 65536,
+      });
+      const v = await validateDomain(r.text, { schemas });
+      expect(v.problems.filter((p) => p.rule === "RelaxNG domain.rng")).toEqual([]);
+    }
+  });
+});
+
+describe("what is not asked for stays byte-identical", () => {
+  const doc = [
+    "<!-- managed by hand -->",
+    '<domain type="kvm" xmlns:qemu="http://libvirt.org/schemas/domain/qemu/1.0">',
+    "\t<name>guest</name>",
+    '\t<memory unit="GiB">2</memory>   <!-- two -->',
+    "\t<vcpu>2</vcpu>",
+    '\t<os><type arch="x86_64">hvm</type></os>',
+    "\t<devices>",
+    "\t\t<unknownThing foo='bar'/>",
+    "\t</devices>",
+    "\t<qemu:commandline>",
+    '\t\t<qemu:arg value="-no-hpet"/>',
+    "\t</qemu:commandline>",
+    "</domain>",
+    "",
+  ].join("\r\n");
+
+  it("keeps CRLF, tabs, double quotes, comments, namespaces and unknown elements", () => {
+    const r = editDomain(doc, {
+      memoryKiB: 4 * 1024 * 1024,
+      locked: true,
+      balloon: { model: "virtio", autodeflate: true },
+    });
+    expect(r.problems).toEqual([]);
+    const { removed, added } = lineDiff(doc, r.text);
+    expect(removed).toEqual(['\t<memory unit="GiB">2</memory>   <!-- two -->\r']);
+    expect(added).toEqual([
+      '\t<memory unit="GiB">4</memory>   <!-- two -->\r',
+      "\t<memoryBacking>\r",
+      "\t\t<locked/>\r",
+      "\t</memoryBacking>\r",
+      '\t\t<memballoon model="virtio" autodeflate="on"/>\r',
+    ]);
+    expect(r.text.replace(/\r\n/g, "")).not.toMatch(/\n/);
+  });
+
+  it("refuses nothing by itself but reports unparseable input", () => {
+    const r = editDomain("<domain><memory>1</domain>", { memoryKiB: 2 });
+    expect(r.problems[0].code).toBe("xml.malformed");
+    expect(r.text).toBe("<domain><memory>1</domain>");
+  });
+});
