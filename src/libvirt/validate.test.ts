@@ -34,9 +34,8 @@ const corpusFiles = [
   ...files("invalid").map((f) => `invalid/${f}`),
 ];
 const verdicts = new Map<string, Verdict>();
-(await validateDomains(corpusFiles.map(read), { schemas })).forEach((v, i) =>
-  verdicts.set(corpusFiles[i], v),
-);
+const corpusVerdicts = await validateDomains(corpusFiles.map(read), { schemas });
+for (const [i, v] of corpusVerdicts.entries()) verdicts.set(corpusFiles[i], v);
 
 /** libvirt prefixes messages with the error class (virerror.c); the text after it is the rule's. */
 const expected = (f: string) =>
