@@ -19,21 +19,40 @@ export function vendoredSchemaDir(): string {
   return resolve(fileURLToPath(new URL(".", import.meta.url)), "..", "..", "schemas", "libvirt");
 }
 
-/** Load the domain.rng include closure from `dir` (default: the vendored copy). */
+/**
+ * Load domain.rng and every other .rng file of `dir` (default: the vendored copy). Other libvirt
+ * versions include different files (e.g. /usr/share/libvirt/schemas), so the whole directory is
+ * offered to the engine; domain.rng and the 11.3.0 include closure must be readable.
+ */
 export function loadSchemas(dir?: string): SchemaSet {
   const origin = dir ?? vendoredSchemaDir();
-  const files = DOMAIN_SCHEMA_FILES.map((fileName) => {
-    try {
-      return { fileName, contents: readFileSync(join(origin, fileName), "utf8") };
-    } catch {
+  const hint = `--schemas DIR must be a libvirt schema directory holding ${DOMAIN_SCHEMA_FILES.join(", ")}`;
+  let names: string[];
+  try {
+    names = readdirSync(origin).filter((n) => n.endsWith(".rng"));
+  } catch {
+    throw new KvmemError({
+      code: "E_IO",
+      input: origin,
+      message: "cannot read the libvirt RelaxNG schema directory",
+      hint,
+    });
+  }
+  for (const need of DOMAIN_SCHEMA_FILES) {
+    if (!names.includes(need)) {
       throw new KvmemError({
         code: "E_IO",
-        input: join(origin, fileName),
-        message: "cannot read libvirt RelaxNG schema file",
-        hint: `--schemas DIR must hold ${DOMAIN_SCHEMA_FILES.join(", ")}`,
+        input: join(origin, need),
+        message: "libvirt RelaxNG schema file missing",
+        hint,
       });
     }
-  });
+  }
+  const ordered = ["domain.rng", ...names.filter((n) => n !== "domain.rng").sort()];
+  const files = ordered.map((fileName) => ({
+    fileName,
+    contents: readFileSync(join(origin, fileName), "utf8"),
+  }));
   return { origin, files };
 }
 
