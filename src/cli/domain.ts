@@ -72,6 +72,11 @@ function toError(file: string, p: DomainProblem, hint: string): KvmemError {
 
 const PARSE_HINT = "libvirt would refuse this file; kvmem domain validate lists every problem";
 
+/** JSON keeps every model field: absent values print as null. */
+function nullForUndefined(_key: string, v: unknown): unknown {
+  return v === undefined ? null : v;
+}
+
 function wrap(text: string, width: number, indent: string): string {
   const words = text.split(/\s+/);
   const lines: string[] = [];
@@ -100,7 +105,7 @@ function explainCmd(files: string[], opts: { json?: boolean }): number {
       domain: r.domain,
       problems: r.verdict.problems,
     }));
-    process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify(out, nullForUndefined, 2)}\n`);
     return 0;
   }
   const blocks = results.map((r) => {
@@ -144,7 +149,7 @@ async function validateCmd(
     if (!v.valid) bad++;
     out.push({ file: files[i], valid: v.valid, problems: v.problems });
   });
-  if (opts.json) process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+  if (opts.json) process.stdout.write(`${JSON.stringify(out, nullForUndefined, 2)}\n`);
   else {
     for (const r of out) {
       for (const p of r.problems) process.stdout.write(`${problemLine(r.file, p)}\n`);

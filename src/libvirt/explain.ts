@@ -153,9 +153,13 @@ export function explainDomain(d: Domain): ExplainSection[] {
     const used = devs.filter((m) => m.model === "dimm" || m.model === "nvdimm").length;
     const room =
       d.maxMemory.kib - Math.max(0, initialMemoryKiB(d)) - devs.reduce((s, m) => s + m.sizeKiB, 0);
+    const free = d.maxMemory.slots - used;
+    const more = kibWords(Math.max(0, room));
     say(
       "hotplug",
-      `maxMemory ${kibWords(d.maxMemory.kib)} with ${plural(d.maxMemory.slots, "slot")} (${used} used): up to ${kibWords(Math.max(0, room))} more can be hot-plugged as dimms${d.maxMemory.slots > used ? "" : " (no free slot: only virtio-mem can grow)"}.`,
+      free > 0
+        ? `maxMemory ${kibWords(d.maxMemory.kib)} with ${plural(d.maxMemory.slots, "slot")} (${used} used): up to ${more} more can be hot-plugged, as dimms (one slot each) or virtio-mem.`
+        : `maxMemory ${kibWords(d.maxMemory.kib)}, no free dimm slot: up to ${more} more only through virtio-mem (or virtio-pmem) devices.`,
     );
   } else say("hotplug", "No <maxMemory>: memory cannot be hot-plugged.");
   for (const m of devs.filter((x) => x.model === "virtio-mem")) {
@@ -214,7 +218,7 @@ function backingText(d: Domain): string {
     const bits = pages.map((p) => {
       if (!p.nodeset) {
         const rest = d.numa.filter((c) => !claimed.has(c.id));
-        return `${pageWords(p.sizeKiB)} pages for ${d.numa.length === 0 ? "all guest RAM" : rest.length ? `guest nodes ${formatBitmap(rest.map((c) => c.id))}` : "no remaining node"}`;
+        return `${pageWords(p.sizeKiB)} pages for ${d.numa.length === 0 ? "all guest RAM" : rest.length ? `guest node${rest.length > 1 ? "s" : ""} ${formatBitmap(rest.map((c) => c.id))}` : "no remaining node"}`;
       }
       return `${pageWords(p.sizeKiB)} pages for guest node${p.nodeset.length > 1 ? "s" : ""} ${formatBitmap(p.nodeset)}`;
     });
