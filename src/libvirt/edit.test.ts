@@ -189,6 +189,11 @@ describe.skipIf(!have)("each edit changes exactly the intended lines", () => {
     const before = parseDomain(text).domain;
     for (const req of EDITS) {
       const r = editDomain(text, req);
+      if (req.memoryKiB !== undefined && before.numa.length > 0) {
+        // refused: the NUMA cells decide the memory (qemuDomainSetMemoryFlags)
+        expect([r.problems.length, r.text === text]).toEqual([1, true]);
+        continue;
+      }
       expect(r.problems).toEqual([]);
       const { removed, added } = lineDiff(text, r.text);
       for (const l of [...removed, ...added]) expect(l).toMatch(memoryLine);
@@ -259,7 +264,15 @@ describe("what is not asked for stays byte-identical", () => {
     expect(r.text.replace(/\r\n/g, "")).not.toMatch(/\n/);
   });
 
-  it("refuses nothing by itself but reports unparseable input", () => {
+  it("refuses --memory on a domain with NUMA cells, as libvirt's setmaxmem does", () => {
+    const text =
+      "<domain type='kvm'><memory>2048</memory><cpu><numa><cell id='0' cpus='0' memory='2048'/></numa></cpu></domain>";
+    const r = editDomain(text, { memoryKiB: 4096 });
+    expect(r.problems.map((p) => p.rule)).toEqual(["qemuDomainSetMemoryFlags (qemu_driver.c)"]);
+    expect(r.text).toBe(text);
+  });
+
+  it("reports unparseable input and changes nothing", () => {
     const r = editDomain("<domain><memory>1</domain>", { memoryKiB: 2 });
     expect(r.problems[0].code).toBe("xml.malformed");
     expect(r.text).toBe("<domain><memory>1</domain>");

@@ -98,6 +98,16 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
       problems: parsed.problems.filter((p) => p.severity === "error"),
     };
   }
+  if (req.memoryKiB !== undefined && parsed.domain.numa.length > 0) {
+    // virsh setmaxmem --config refuses the same way: the cells decide the boot memory
+    const p = {
+      ...fail(
+        "initial memory size of a domain with NUMA nodes cannot be modified with this API; change the memory of the <cpu><numa><cell> elements instead",
+      ),
+      rule: "qemuDomainSetMemoryFlags (qemu_driver.c)",
+    };
+    return { text: xmlText, changes: [], problems: [p] };
+  }
   const st = detectStyle(doc);
   const sp: Splice[] = [];
   const changes: string[] = [];
