@@ -189,11 +189,12 @@ function renderAccess(n: number, text: string, r: OpJson, o: LabOptions): string
   }
   if (a.hostEntry) lines.push(`  host page-table entry ${a.hostEntry} (${ps.host})`);
   for (const e of exits) {
-    const lvl = e.level ? ` level ${e.level}${e.levelReason ? ` (${e.levelReason})` : ""}` : "";
-    lines.push(
-      `  exit ${e.reason}${e.gpa ? ` gpa ${e.gpa}` : ""} qual ${e.qualification} -> ${e.outcome}${lvl}; ${e.references} refs aborted`,
-    );
+    const lvl = e.level ? ` ${e.level}${e.levelReason ? ` (${e.levelReason})` : ""}` : "";
+    const gpa = e.gpa ? ` gpa ${e.gpa}` : "";
+    const aborted = e.references ? `; aborted walk ${e.references} refs` : "";
+    lines.push(`  exit ${e.reason}${gpa} qual ${e.qualification} -> ${e.outcome}${lvl}${aborted}`);
   }
+
   for (const f of a.faults)
     lines.push(`  fault ${f.type} error code ${f.errorCode} (${f.meaning.join(", ")})`);
   if (a.steps.length > 0) {
