@@ -1,0 +1,247 @@
+/**
+ * The scenario format (YAML): a KVM host, its VMs (real libvirt domain XML), their workloads,
+ * a timeline of events, and how long to run. Validated with zod; every error names the key path,
+ * the value and what is accepted. Sizes are strings with libvirt's units ("64GiB", "2M") or
+ * numbers of bytes. docs/sim.md documents every key with examples.
+ */
+import { z } from "zod";
+import { KvmemError } from "../units/errors.js";
+import { parseSize } from "../units/size.js";
+
+/** A size: "2GiB", "512M", "4K" (libvirt units) or a number of bytes. */
+const Size = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  if (typeof v === "number") return v;
+  try {
+    return parseSize(v, { input: "scenario" }, 1n);
+  } catch (e) {
+    ctx.addIssue({
+      code: "custom",
+      message: `not a size (${(e as KvmemError).hint || (e as Error).message})`,
+    });
+    return z.NEVER;
+  }
+});
+
+const PageSize = z.enum(["4K", "2M", "1G"]);
+const Fraction = z.number().min(0).max(1);
+
+export const TlbGeometrySchema = z.strictObject({
+  entries: z.number().int().positive(),
+  ways: z.number().int().positive(),
+});
+
+export const CpuSchema = z.strictObject({
+  vendor: z.enum(["intel", "amd"]).default("intel"),
+  /** kvm_intel ept (or kvm_amd npt) */
+  ept: z.boolean().default(true),
+  /** kvm_intel vpid */
+  vpid: z.boolean().default(true),
+  /** 5-level paging for guests and EPT */
+  la57: z.boolean().default(false),
+  /** paging-structure caches */
+  pwc: z.boolean().default(true),
+  /** clock for turning cycles into simulated time */
+  ghz: z.number().positive().default(3),
+  tlb: z
+    .strictObject({
+      l1d4k: TlbGeometrySchema.optional(),
+      l1d2m: TlbGeometrySchema.optional(),
+      l1d1g: TlbGeometrySchema.optional(),
+      stlb: TlbGeometrySchema.optional(),
+    })
+    .optional(),
+});
+
+export const KsmSettingsSchema = z.strictObject({
+  run: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(0),
+  pages_to_scan: z.number().int().positive().default(100),
+  sleep_millisecs: z.number().int().positive().default(20),
+  max_page_sharing: z.number().int().min(2).default(256),
+  merge_across_nodes: z.union([z.literal(0), z.literal(1)]).default(1),
+  use_zero_pages: z.union([z.literal(0), z.literal(1)]).default(0),
+  smart_scan: z.union([z.literal(0), z.literal(1)]).default(1),
+});
+
+export const HostSchema = z.strictObject({
+  memory: Size,
+  cpus: z.number().int().positive().default(4),
+  cpu: CpuSchema.default(CpuSchema.parse({})),
+  kernel: z
+    .strictObject({
+      /** vm.nr_hugepages per size, e.g. {2M: 1024, 1G: 4} */
+      hugepages: z
+        .strictObject({
+          "2M": z.number().int().nonnegative().default(0),
+          "1G": z.number().int().nonnegative().default(0),
+        })
+        .default({ "2M": 0, "1G": 0 }),
+      thp: z.enum(["always", "madvise", "never"]).default("madvise"),
+      ksm: KsmSettingsSchema.default(KsmSettingsSchema.parse({})),
+      swappiness: z.number().int().min(0).max(200).default(60),
+    })
+    .default({
+      hugepages: { "2M": 0, "1G": 0 },
+      thp: "madvise",
+      ksm: KsmSettingsSchema.parse({}),
+      swappiness: 60,
+    }),
+  swap: Size.default(0),
+});
+
+export const ContentSchema = z.union([
+  z.literal("zero").transform(() => ({ kind: "zero" as const })),
+  z.literal("unique").transform(() => ({ kind: "unique" as const })),
+  z
+    .strictObject({ constant: z.number().int() })
+    .transform((v) => ({ kind: "constant" as const, value: v.constant })),
+  z
+    .strictObject({ image: z.string().min(1), shared: Fraction.default(1) })
+    .transform((v) => ({ kind: "image" as const, image: v.image, shared: v.shared })),
+]);
+
+export const WorkloadSchema = z.strictObject({
+  pattern: z.enum(["sequential", "strided", "uniform", "zipf", "chase", "trace"]),
+  footprint: Size.default(256 * 1024 * 1024),
+  /** first guest virtual address of the footprint in each process */
+  base: z
+    .union([z.number().int().nonnegative(), z.string().regex(/^0x[0-9a-fA-F_]+$/)])
+    .default(0x7f0000000000)
+    .transform((v) => (typeof v === "number" ? v : Number.parseInt(v.replace(/_/g, ""), 16))),
+  granularity: Size.default(64),
+  stride: Size.default(4096),
+  theta: z.number().gt(0).lt(1).default(0.99),
+  accesses: z.number().int().positive().default(1_000_000),
+  writeRatio: Fraction.default(0.2),
+  processes: z.number().int().positive().max(64).default(1),
+  switchEvery: z.number().int().nonnegative().default(0),
+  ioExitsPerMillion: z.number().nonnegative().default(0),
+  /** guest timer interrupts per simulated second (each a VM exit) */
+  timerHz: z.number().nonnegative().default(0),
+  content: ContentSchema.default({ kind: "unique" as const }),
+  /** trace: a lackey trace file, relative to the scenario */
+  trace: z.string().optional(),
+  instructions: z.boolean().default(false),
+});
+
+export const GuestSchema = z.strictObject({
+  levels: z.union([z.literal(4), z.literal(5)]).optional(),
+  pageSize: PageSize.default("4K"),
+});
+
+export const VmSchema = z
+  .strictObject({
+    name: z.string().regex(/^[A-Za-z0-9_.-]+$/, "letters, digits, _ . -"),
+    /** a libvirt domain XML file relative to the scenario */
+    domain: z.string().optional(),
+    /** or the XML inline */
+    xml: z.string().optional(),
+    /** a workload name from `workloads`, or one inline */
+    workload: z.union([z.string(), WorkloadSchema]),
+    guest: GuestSchema.default({ pageSize: "4K" }),
+    /** override the domain's backing: 4K anonymous, thp, or hugetlbfs 2M/1G */
+    backing: z.enum(["4K", "thp", "2M", "1G"]).optional(),
+  })
+  .refine((v) => (v.domain === undefined) !== (v.xml === undefined), {
+    message: "give exactly one of 'domain' (a file) or 'xml' (inline)",
+  });
+
+export const EventSchema = z.union([
+  z.strictObject({
+    at: z.number().nonnegative(),
+    setmem: z.strictObject({ vm: z.string(), target: Size }),
+  }),
+  z.strictObject({ at: z.number().nonnegative(), start: z.string() }),
+  z.strictObject({ at: z.number().nonnegative(), stop: z.string() }),
+  z.strictObject({
+    at: z.number().nonnegative(),
+    set: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])),
+  }),
+  z.strictObject({
+    at: z.number().nonnegative(),
+    workload: z.strictObject({ vm: z.string(), use: z.string() }),
+  }),
+]);
+
+export const ScenarioSchema = z.strictObject({
+  name: z.string().default("scenario"),
+  description: z.string().optional(),
+  seed: z.number().int().nonnegative().default(1),
+  host: HostSchema,
+  workloads: z.record(z.string(), WorkloadSchema).default({}),
+  vms: z.array(VmSchema).min(1),
+  /** events at simulated times in milliseconds */
+  timeline: z.array(EventSchema).default([]),
+  /** samples of the time series over the run */
+  samples: z.number().int().positive().max(10000).default(50),
+});
+
+export type Scenario = z.output<typeof ScenarioSchema>;
+export type WorkloadConfig = z.output<typeof WorkloadSchema>;
+export type VmEntry = z.output<typeof VmSchema>;
+
+/** Turn zod issues into one-line problems: "vms[1].workload.pattern: 'zpif' is not accepted; ...". */
+export function scenarioProblems(
+  err: z.ZodError,
+  input: unknown,
+): Array<{ path: string; message: string }> {
+  const out: Array<{ path: string; message: string }> = [];
+  const valueAt = (path: PropertyKey[]) => {
+    let v: unknown = input;
+    for (const p of path)
+      v = v && typeof v === "object" ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+    return v;
+  };
+  const fmtPath = (path: PropertyKey[]) =>
+    path
+      .map((p, n) => (typeof p === "number" ? `[${p}]` : n === 0 ? String(p) : `.${String(p)}`))
+      .join("") || "(top)";
+  const visit = (issues: readonly z.core.$ZodIssue[], prefix: PropertyKey[]) => {
+    for (const i of issues) {
+      const path = [...prefix, ...i.path];
+      const value = valueAt(path);
+      if (i.code === "invalid_union" && i.errors.length > 0) {
+        // report the branch that got furthest: the one whose first issue is deepest and not a
+        // plain type mismatch of the value itself
+        const best = [...i.errors].sort((a, b) => score(b) - score(a))[0];
+        visit(best, path);
+        continue;
+      }
+      const shown =
+        value === undefined
+          ? "missing"
+          : `'${typeof value === "object" ? JSON.stringify(value) : String(value)}'`;
+      let message: string;
+      if (i.code === "invalid_value")
+        message = `${shown} is not accepted; accepted: ${i.values.map(String).join(", ")}`;
+      else if (i.code === "unrecognized_keys")
+        message = `unknown key ${i.keys.map((k) => `'${k}'`).join(", ")}`;
+      else if (i.code === "invalid_type")
+        message = `${shown}: ${i.message.replace(/^Invalid input: /, "")}`;
+      else message = `${shown}: ${i.message}`;
+      out.push({ path: fmtPath(path), message });
+    }
+  };
+  visit(err.issues, []);
+  return out;
+}
+
+function score(issues: readonly z.core.$ZodIssue[]): number {
+  if (issues.length === 0) return 0;
+  const i = issues[0];
+  return i.path.length * 2 + (i.code === "invalid_type" && i.path.length === 0 ? 0 : 1);
+}
+
+export function parseScenarioObject(obj: unknown, file: string): Scenario {
+  const r = ScenarioSchema.safeParse(obj);
+  if (r.success) return r.data;
+  const [first, ...rest] = scenarioProblems(r.error, obj);
+  throw new KvmemError({
+    code: "E_SCENARIO",
+    input: file,
+    place: first.path,
+    message:
+      first.message +
+      (rest.length ? ` (and ${rest.length} more: ${rest.map((p) => p.path).join(", ")})` : ""),
+    hint: "see docs/sim.md for the scenario format",
+  });
+}
