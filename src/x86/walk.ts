@@ -172,6 +172,9 @@ export function walk(
   under: number,
 ): number {
   const ept = mode.format === FMT_EPT;
+  // the arena may grow (and move) only when a resolver faults a host page in: reloaded there
+  let words = mem.words;
+  const slotOf = mem.slotOf;
   const leafMask = ept || out.gb1 ? mode.leafMask : mode.leafMask & ~8;
   let table = root;
   let knownPfn = -1;
@@ -207,6 +210,7 @@ export function walk(
         pwc.fill(out, dim, pn, level + 1, table, tablePfn, acc);
     } else if (out.resolver !== null && dim === DIM_GUEST) {
       tablePfn = out.resolver.gfnToPfn(table);
+      words = mem.words;
       if (tablePfn < 0) {
         out.status = ST_PF;
         out.faultDim = dim;
@@ -219,14 +223,14 @@ export function walk(
       pwc.fill(out, dim, pn, level + 1, table, tablePfn, acc);
     }
     const idx = (pn / LEVEL_PAGES[level]) & 511;
-    const base = mem.slotOf[tablePfn];
+    const base = slotOf[tablePfn];
     let lo = 0;
     let hi = 0;
     let w = -1;
     if (base >= 0) {
       w = base + idx * 2;
-      lo = mem.words[w];
-      hi = mem.words[w + 1];
+      lo = words[w];
+      hi = words[w + 1];
     }
     const s = out.n++;
     out.dim[s] = dim;
@@ -268,7 +272,7 @@ export function walk(
       }
       acc &= rwx;
       if (!leaf) {
-        if (out.setAd && out.eptAd && (lo & EPT_A) === 0) mem.words[w] = lo | EPT_A;
+        if (out.setAd && out.eptAd && (lo & EPT_A) === 0) words[w] = lo | EPT_A;
         table = (hi & EPT_ADDR_HI) * 1048576 + (lo >>> 12);
         continue;
       }
@@ -288,7 +292,7 @@ export function walk(
       if (out.setAd && out.eptAd) {
         nlo |= EPT_A;
         if (access & QUAL_WRITE) nlo |= EPT_D;
-        if (nlo !== lo) mem.words[w] = nlo;
+        if (nlo !== lo) words[w] = nlo;
       }
       out.eLevel = level;
       out.ePerm = acc | (nlo & EPT_D || !out.eptAd ? EPERM_D : 0);
@@ -329,7 +333,7 @@ export function walk(
     if ((lo & PTE_US) === 0) acc &= ~PERM_U;
     if ((hi & PTE_XD_HI) !== 0) acc &= ~PERM_X;
     if (!ps && level > 1) {
-      if (out.setAd && (lo & PTE_A) === 0) mem.words[w] = lo | PTE_A;
+      if (out.setAd && (lo & PTE_A) === 0) words[w] = lo | PTE_A;
       table = (hi & 0xfffff) * 1048576 + (lo >>> 12);
       continue;
     }
@@ -371,13 +375,13 @@ export function walk(
         out.gfn = frame;
         return -1;
       }
-      if (nlo !== lo) mem.words[w] = nlo;
+      if (nlo !== lo) words[w] = nlo;
       out.gfn = frame;
       out.gLevel = level;
       out.gPerm = acc | (nlo & PTE_D ? PERM_D : 0) | (lo & PTE_G ? PERM_G : 0);
       return pfn;
     }
-    if (nlo !== lo) mem.words[w] = nlo;
+    if (nlo !== lo) words[w] = nlo;
     out.gfn = frame;
     out.gLevel = level;
     out.gPerm = acc | (nlo & PTE_D ? PERM_D : 0) | (lo & PTE_G ? PERM_G : 0);

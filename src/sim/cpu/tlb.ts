@@ -157,20 +157,22 @@ export class Tlb {
   /** pfn of `vpn` under `tag`, or -1. Sets hitWhere, hitLevel, hitFlags. `peek`: no side effects. */
   lookup(vpn: number, tag: number, peek = false): number {
     if (!peek) this.lookups++;
-    const p2 = Math.floor(vpn / 512);
-    const p3 = Math.floor(vpn / 262144);
     let a = this.l1k4;
     let i = a.find(vpn, vpn * 4 + 1, tag, peek);
     let level = 1;
+    let p2 = 0;
+    let p3 = 0;
     if (i < 0) {
+      p2 = Math.floor(vpn / 512);
+      p3 = Math.floor(vpn / 262144);
       a = this.l1m2;
       i = a.find(p2, p2 * 4 + 2, tag, peek);
       level = 2;
-    }
-    if (i < 0) {
-      a = this.l1g1;
-      i = a.find(p3, p3 * 4 + 3, tag, peek);
-      level = 3;
+      if (i < 0) {
+        a = this.l1g1;
+        i = a.find(p3, p3 * 4 + 3, tag, peek);
+        level = 3;
+      }
     }
     if (i >= 0) {
       if (!peek) this.hitsL1++;
