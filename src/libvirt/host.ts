@@ -30,6 +30,8 @@ export interface HostTree {
 export interface HostMemoryFacts {
   /** hugetlbfs page sizes (KiB) that can back guest memory */
   hugetlbfsSizesKiB: number[];
+  /** huge page sizes (KiB) the kernel offers (sys/kernel/mm/hugepages), mounted or not */
+  kernelHugePageSizesKiB: number[];
   /** where the sizes came from */
   hugetlbfsFrom: "proc/mounts" | "sys/kernel/mm/hugepages" | "none";
   defaultHugePageKiB: number | undefined;
@@ -79,6 +81,7 @@ export function readHostFacts(h: HostTree): HostMemoryFacts {
     .sort((a, b) => a - b);
   return {
     hugetlbfsSizesKiB,
+    kernelHugePageSizesKiB: sysSizes,
     hugetlbfsFrom,
     defaultHugePageKiB,
     poolPages,
@@ -111,25 +114,41 @@ export function checkHost(d: Domain, src: DomainSource, facts: HostMemoryFacts):
     const el = src.hugepages[index];
     const size = sizeKiB ?? facts.defaultHugePageKiB;
     if (size === facts.systemPageKiB) continue;
-    if (size === undefined || facts.hugetlbfsSizesKiB.length === 0) {
+    const problem = (code: string, message: string, rule: string, onSize: boolean) =>
       out.push(
-        locate(src.doc, el, undefined, {
-          code: "host.hugetlbfs-none",
-          message: "hugetlbfs filesystem is not mounted or disabled by administrator config",
-          rule: QC,
+        locate(src.doc, el, onSize && sizeKiB !== undefined ? "size" : undefined, {
+          code,
+          message,
+          rule,
           severity: "error",
         }),
       );
+    if (d.memoryBacking.source === "memfd") {
+      // memory-backend-memfd asks the kernel for hugetlb memory directly (memfd_create with
+      // MFD_HUGETLB and the page size): no hugetlbfs mount, but the kernel must offer the size
+      if (size === undefined || !facts.kernelHugePageSizesKiB.includes(size)) {
+        problem(
+          "host.memfd-hugepage-size",
+          `the kernel offers no ${size ?? "default"} KiB huge pages for memfd memory`,
+          "qemuBuildMemoryBackendProps, memory-backend-memfd hugetlbsize (qemu_command.c)",
+          true,
+        );
+        continue;
+      }
+    } else if (size === undefined || facts.hugetlbfsSizesKiB.length === 0) {
+      problem(
+        "host.hugetlbfs-none",
+        "hugetlbfs filesystem is not mounted or disabled by administrator config",
+        QC,
+        false,
+      );
       continue;
-    }
-    if (!facts.hugetlbfsSizesKiB.includes(size)) {
-      out.push(
-        locate(src.doc, el, sizeKiB === undefined ? undefined : "size", {
-          code: "host.hugetlbfs-size",
-          message: `Unable to find any usable hugetlbfs mount for ${size} KiB`,
-          rule: QC,
-          severity: "error",
-        }),
+    } else if (!facts.hugetlbfsSizesKiB.includes(size)) {
+      problem(
+        "host.hugetlbfs-size",
+        `Unable to find any usable hugetlbfs mount for ${size} KiB`,
+        QC,
+        true,
       );
       continue;
     }

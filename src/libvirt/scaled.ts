@@ -147,6 +147,9 @@ export function kibWords(kib: number): string {
     v /= 1024;
     i++;
   }
-  const s = Number.isInteger(v) ? String(v) : v.toFixed(v < 10 ? 2 : 1).replace(/\.?0+$/, "");
-  return `${s} ${units[i]}`;
+  const fmt = (x: number) =>
+    Number.isInteger(x) ? String(x) : x.toFixed(x < 10 ? 2 : 1).replace(/\.?0+$/, "");
+  // 1023.97 TiB would print as "1024 TiB": say "1 PiB" instead
+  if (Number(fmt(v)) >= 1024 && i < units.length - 1) return `${fmt(v / 1024)} ${units[i + 1]}`;
+  return `${fmt(v)} ${units[i]}`;
 }

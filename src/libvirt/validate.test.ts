@@ -232,3 +232,36 @@ describe("libvirt's rules on small domains (one rule per row)", () => {
     expect(v.domain.currentMemoryKiB).toBe(1048576);
   });
 });
+
+describe.skipIf(!have)(
+  "memfd-backed huge pages need the kernel's page size, not a hugetlbfs mount",
+  () => {
+    const text = () => read("valid/memfd-memory-numa.xml");
+    const tree = (files: Record<string, string>): HostTree => ({
+      read: (p) => files[p],
+      list: (p) =>
+        p === "sys/kernel/mm/hugepages"
+          ? Object.keys(files)
+              .filter((k) => k.startsWith(`${p}/`))
+              .map((k) => k.split("/")[4])
+          : undefined,
+    });
+    it("no mounts but a 2 MiB pool: fine", () => {
+      const host = readHostFacts(
+        tree({
+          "proc/mounts": "proc /proc proc rw 0 0\n",
+          "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages": "8192\n",
+        }),
+      );
+      expect(checkDomain(text(), host).problems.filter((p) => p.severity === "error")).toEqual([]);
+    });
+    it("a kernel without 2 MiB pages: refused", () => {
+      const host = readHostFacts(
+        tree({ "sys/kernel/mm/hugepages/hugepages-1048576kB/nr_hugepages": "16\n" }),
+      );
+      expect(checkDomain(text(), host).problems.map((p) => p.code)).toEqual([
+        "host.memfd-hugepage-size",
+      ]);
+    });
+  },
+);
