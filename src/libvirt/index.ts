@@ -5,6 +5,8 @@
  * node.ts and are exported from there only.
  */
 
+export { type EditRequest, type EditResult, editDomain } from "./edit.js";
+export { bootRamKiB, type ExplainSection, explainDomain, usesHugetlb } from "./explain.js";
 export {
   checkHost,
   type HostMemoryFacts,
@@ -38,5 +40,17 @@ export {
   parseMemoryKiB,
   parseMemoryLimitKiB,
 } from "./scaled.js";
-export { DOMAIN_SCHEMA_FILES, type SchemaFile, type SchemaSet, validateSchema } from "./schema.js";
-export { checkDomain, type ValidateOptions, type Verdict, validateDomain } from "./validate.js";
+export {
+  DOMAIN_SCHEMA_FILES,
+  type SchemaFile,
+  type SchemaSet,
+  validateSchema,
+  validateSchemaMany,
+} from "./schema.js";
+export {
+  checkDomain,
+  type ValidateOptions,
+  type Verdict,
+  validateDomain,
+  validateDomains,
+} from "./validate.js";
