@@ -6,6 +6,7 @@
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { type EditRequest, editDomain } from "./edit.js";
 import { loadSchemas } from "./node.js";
@@ -276,5 +277,61 @@ describe("what is not asked for stays byte-identical", () => {
     const r = editDomain("<domain><memory>1</domain>", { memoryKiB: 2 });
     expect(r.problems[0].code).toBe("xml.malformed");
     expect(r.text).toBe("<domain><memory>1</domain>");
+  });
+});
+
+describe("files as libvirt writes them to /etc/libvirt/qemu", () => {
+  // libvirt's virDomainSaveConfig prepends this warning comment (src/conf/domain_conf.c)
+  const header = [
+    "<!--",
+    "WARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE",
+    "OVERWRITTEN AND LOST. Changes to this xml configuration should be made using:",
+    "  virsh edit guest",
+    "or other application using the libvirt API.",
+    "-->",
+    "",
+    "<domain type='kvm'>",
+    "  <name>guest</name>",
+    "  <memory unit='KiB'>2097152</memory>",
+    "  <currentMemory unit='KiB'>2097152</currentMemory>",
+    "  <os>",
+    "    <type arch='x86_64' machine='pc-q35-7.2'>hvm</type>",
+    "  </os>",
+    "</domain>",
+    "",
+  ].join("\n");
+
+  it("keeps the header comment and a byte-order mark", () => {
+    for (const text of [header, `\uFEFF${header}`]) {
+      const r = editDomain(text, { currentKiB: 1048576 });
+      expect(lineDiff(text, r.text)).toEqual({
+        removed: ["  <currentMemory unit='KiB'>2097152</currentMemory>"],
+        added: ["  <currentMemory unit='KiB'>1048576</currentMemory>"],
+      });
+      expect(r.text.startsWith(text.slice(0, 200))).toBe(true);
+    }
+  });
+
+  it("any memory size, in any unit the element had, reads back exactly (property)", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 2 ** 40 }),
+        fc.constantFrom("KiB", "MiB", "GiB", "k", "M", "G", "bytes", "KB", "MB"),
+        (kib, unit) => {
+          const text = header.replace(
+            "<memory unit='KiB'>2097152</memory>",
+            `<memory unit='${unit}'>1</memory>`,
+          );
+          const r = editDomain(text, { memoryKiB: kib });
+          expect(r.problems).toEqual([]);
+          expect(parseDomain(r.text).domain.memoryKiB).toBe(kib);
+          const { removed, added } = lineDiff(text, r.text);
+          expect(removed).toEqual([`  <memory unit='${unit}'>1</memory>`]);
+          expect(added).toHaveLength(1);
+          expect(added[0]).toMatch(/^ {2}<memory unit='[A-Za-z]+'>\d+<\/memory>$/);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });
