@@ -4,13 +4,16 @@
  * ../shared/corpus/libvirt-domains (libvirt 11.3.0 test data) or copied to a temp dir for edits.
  */
 import {
+  chmodSync,
   copyFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
@@ -163,5 +166,21 @@ describe.skipIf(!have)("edit", () => {
     const r = kvmem("domain", "edit", f, "--hugepages", "2M,nodeset=3");
     expect(r.status).toBe(1);
     expect(r.stderr).toContain("hugepages: node 3 not found");
+  });
+});
+
+describe.skipIf(!have)("edit --in-place through a symlink", () => {
+  it("replaces the real file, keeps its mode, leaves the link a link", () => {
+    const dir = tmp();
+    const real = join(dir, "real.xml");
+    copyFileSync(`${CORPUS}valid/mlock-off.xml`, real);
+    chmodSync(real, 0o600);
+    const link = join(dir, "link.xml");
+    symlinkSync(real, link);
+    const r = kvmem("domain", "edit", link, "--locked", "on", "--in-place");
+    expect(r.status).toBe(0);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+    expect(readFileSync(real, "utf8")).toContain("<locked/>");
+    expect(statSync(real).mode & 0o777).toBe(0o600);
   });
 });

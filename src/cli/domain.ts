@@ -14,9 +14,11 @@
 import {
   closeSync,
   copyFileSync,
+  fchownSync,
   fsyncSync,
   openSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -229,22 +231,42 @@ export function parseEditOptions(o: Record<string, string | undefined>): EditReq
   return req;
 }
 
-/** Write `text` to `file` atomically: temp file in the same directory, fsync, .bak, rename. */
+/**
+ * Write `text` to `file` atomically: a temp file next to the real file (symlinks are followed),
+ * same mode and owner, fsync, the previous version copied to FILE.bak, then rename over it.
+ */
 export function writeAtomic(file: string, text: string): void {
-  const tmp = join(dirname(file), `.${basename(file)}.kvmem-${process.pid}.tmp`);
-  const mode = statSync(file).mode & 0o7777;
-  const fd = openSync(tmp, "wx", mode);
+  const real = realpathSync(file);
+  const st = statSync(real);
+  const tmp = join(dirname(real), `.${basename(real)}.kvmem-${process.pid}.tmp`);
+  let fd: number | undefined;
   try {
+    fd = openSync(tmp, "wx", st.mode & 0o7777);
+    try {
+      fchownSync(fd, st.uid, st.gid);
+    } catch {
+      // not permitted for an unprivileged user: the file keeps the writer's ownership
+    }
     writeSync(fd, text);
     fsyncSync(fd);
-  } catch (e) {
     closeSync(fd);
-    unlinkSync(tmp);
-    throw e;
+    fd = undefined;
+    copyFileSync(real, `${file}.bak`);
+    renameSync(tmp, real);
+  } catch (e) {
+    if (fd !== undefined) closeSync(fd);
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // the temp file was never created or is already gone
+    }
+    throw new KvmemError({
+      code: "E_IO",
+      input: file,
+      message: `cannot replace the file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      hint: "the original is unchanged; check the directory is writable",
+    });
   }
-  closeSync(fd);
-  copyFileSync(file, `${file}.bak`);
-  renameSync(tmp, file);
 }
 
 async function editCmd(
