@@ -192,7 +192,9 @@ function renderAccess(n: number, text: string, r: OpJson, o: LabOptions): string
     const lvl = e.level ? ` ${e.level}${e.levelReason ? ` (${e.levelReason})` : ""}` : "";
     const gpa = e.gpa ? ` gpa ${e.gpa}` : "";
     const aborted = e.references ? `; aborted walk ${e.references} refs` : "";
-    lines.push(`  exit ${e.reason}${gpa} qual ${e.qualification} -> ${e.outcome}${lvl}${aborted}`);
+    // for a #PF intercept (EXCEPTION_NMI) the field holds the #PF error code
+    const q = e.reason === "EXCEPTION_NMI" ? "error code" : "qual";
+    lines.push(`  exit ${e.reason}${gpa} ${q} ${e.qualification} -> ${e.outcome}${lvl}${aborted}`);
   }
 
   for (const f of a.faults)

@@ -131,8 +131,9 @@ export class WalkRecord {
   hostHi = 0;
   hostLevel = 0;
 
+  /** Start recording an access (the walk steps are reset when a walk starts). */
   begin(vpn: number, offset: number, access: number): void {
-    this.out.reset();
+    this.out.n = 0;
     this.vpn = vpn;
     this.offset = offset;
     this.access = access;

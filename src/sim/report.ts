@@ -42,6 +42,7 @@ export interface StepJson {
 
 export interface ExitJson {
   reason: string;
+  /** EPT_VIOLATION: the exit qualification; EXCEPTION_NMI (#PF): the #PF error code */
   qualification: string;
   gpa: string | null;
   outcome: string;

@@ -179,7 +179,7 @@ export class Tlb {
       this.hitWhere = HIT_L1;
       this.hitLevel = level;
       this.hitFlags = a.flags[i];
-      return a.pfn[i] + (vpn % LEVEL_PAGES[level]);
+      return level === 1 ? a.pfn[i] : a.pfn[i] + (vpn % LEVEL_PAGES[level]);
     }
     a = this.stlb;
     i = a.find(vpn, vpn * 4 + 1, tag, peek);
