@@ -102,6 +102,8 @@ export interface MemoryDevice {
   sourcePath: string | undefined;
   /** <target><address base> in bytes (virtio-mem, virtio-pmem) */
   addressBase: number | undefined;
+  /** <address type='dimm' slot='N'/> (dimm, nvdimm) */
+  slot: number | undefined;
 }
 
 export interface Memballoon {

@@ -79,6 +79,10 @@ export function parseDevices(r: Reader, root: XmlElement, d: Domain, src: Domain
         : undefined,
       sourcePath: child(source, "path")?.text.trim(),
       addressBase,
+      slot: (() => {
+        const a = childrenNamed(el, "address").find((x) => attr(x, "type") === "dimm");
+        return a && attr(a, "slot") !== undefined ? r.uint(a, "slot", R_DEV) : undefined;
+      })(),
     };
     d.memoryDevices.push(dev);
     src.memoryDevices.push(el);

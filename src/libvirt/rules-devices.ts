@@ -16,6 +16,7 @@ import type { XmlElement } from "./xml.js";
 
 const MDV = "virDomainMemoryDefValidate (domain_validate.c)";
 const HP = "qemuDomainDefValidateMemoryHotplug (qemu_domain.c)";
+const HPD = "qemuDomainDefValidateMemoryHotplugDevice (qemu_domain.c)";
 
 export type Report = (
   el: XmlElement | undefined,
@@ -160,7 +161,8 @@ export function checkHotplug(d: Domain, src: DomainSource, err: Report) {
     }
     return;
   }
-  if (!d.arch?.startsWith("ppc64") && d.numa.length === 0) {
+  // ppc64 and s390 guests get memory hotplug without guest NUMA
+  if (!d.arch?.startsWith("ppc64") && !d.arch?.startsWith("s390") && d.numa.length === 0) {
     err(
       src.maxMemory,
       undefined,
@@ -175,13 +177,39 @@ export function checkHotplug(d: Domain, src: DomainSource, err: Report) {
       src.maxMemory,
       "slots",
       "hotplug.slots",
-      `memory device count '${slotsNeeded}' exceeds slots count '${d.maxMemory.slots}'`,
+      `count of memory devices requiring memory slots '${slotsNeeded}' exceeds slots count '${d.maxMemory.slots}'`,
       HP,
     );
   }
-  const hotplug = d.memoryDevices
-    .filter((m) => m.model !== "sgx-epc")
-    .reduce((s, m) => s + m.sizeKiB, 0);
+  // qemuDomainDefValidateMemoryHotplugDevice, for each device present at start
+  d.memoryDevices.forEach((m, i) => {
+    const el = src.memoryDevices[i];
+    if (
+      (m.model === "dimm" || m.model === "nvdimm") &&
+      m.slot !== undefined &&
+      m.slot >= d.maxMemory!.slots
+    ) {
+      err(
+        el,
+        undefined,
+        "hotplug.slot",
+        `memory device slot '${m.slot}' exceeds slots count '${d.maxMemory!.slots}'`,
+        HPD,
+      );
+    }
+    const needsNuma = m.model === "dimm" || m.model === "nvdimm" || m.model === "virtio-mem";
+    if (needsNuma && d.numa.length > 0 && m.node === undefined) {
+      err(
+        el,
+        undefined,
+        "hotplug.node",
+        "target NUMA node needs to be specified for memory device",
+        HPD,
+      );
+    }
+  });
+  // every device counts against maxMemory - initial memory (sgx-epc included, as libvirt sums them)
+  const hotplug = d.memoryDevices.reduce((s, m) => s + m.sizeKiB, 0);
   if (hotplug > d.maxMemory.kib - initialMemoryKiB(d)) {
     err(
       src.maxMemory,

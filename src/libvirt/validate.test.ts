@@ -212,6 +212,16 @@ describe("libvirt's rules on small domains (one rule per row)", () => {
       "<memory>1048576</memory><cpu><numa><cell id='0' cpus='0-1' memory='524288'/><cell id='1' cpus='1' memory='524288'/></numa></cpu>",
       "numa.cpus-overlap",
     ],
+    // qemuDomainDefValidateMemoryHotplugDevice: dimm slot beyond maxMemory slots
+    [
+      "<maxMemory slots='2'>8388608</maxMemory><memory>2097152</memory><cpu><numa><cell id='0' cpus='0' memory='1048576'/></numa></cpu><devices><memory model='dimm'><target><size>524288</size><node>0</node></target><address type='dimm' slot='2'/></memory></devices>",
+      "hotplug.slot",
+    ],
+    // qemuDomainDefValidateMemoryHotplugDevice: with guest NUMA a dimm needs <node>
+    [
+      "<maxMemory slots='2'>8388608</maxMemory><memory>2097152</memory><cpu><numa><cell id='0' cpus='0' memory='1048576'/></numa></cpu><devices><memory model='dimm'><target><size>524288</size></target></memory></devices>",
+      "hotplug.node",
+    ],
     // virDomainMemoryDefValidate
     [
       "<maxMemory slots='1'>8388608</maxMemory><memory>2097152</memory><cpu><numa><cell id='0' cpus='0' memory='1048576'/></numa></cpu><devices><memory model='virtio-mem'><target><size>1048576</size><node>0</node><block>1024</block><requested>0</requested></target></memory></devices>",
