@@ -18,6 +18,19 @@ const R_DEV = "virDomainMemoryDefParseXML (domain_conf.c)";
 const R_BAL = "virDomainMemballoonDefParseXML (domain_conf.c)";
 const MODELS: readonly MemoryModel[] = ["dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"];
 
+/**
+ * qemuDomainDefAddDefaultDevices (qemu_domain.c, libvirt 11.3.0): the QEMU driver adds a virtio
+ * memballoon on x86 (not the isapc and microvm machines), ppc/ppc64, alpha, sh4, s390, sparc64 and
+ * mips guests; not on ARM, RISC-V or LoongArch. No arch in the XML means the host's (x86_64 here).
+ */
+export function addsDefaultBalloon(arch: string | undefined, machine: string | undefined): boolean {
+  const a = arch ?? "x86_64";
+  if (a === "i686" || a === "x86_64") return machine !== "isapc" && machine !== "microvm";
+  return /^(ppc|ppc64|ppc64le|ppcemb|alpha|sh4|sh4eb|s390|s390x|sparc64|mips|mipsel|mips64|mips64el)$/.test(
+    a,
+  );
+}
+
 export function parseDevices(r: Reader, root: XmlElement, d: Domain, src: DomainSource) {
   const devices = child(root, "devices");
   for (const el of childrenNamed(devices, "memory")) {
@@ -89,7 +102,7 @@ export function parseDevices(r: Reader, root: XmlElement, d: Domain, src: Domain
   }
   const mbEl = child(devices, "memballoon");
   src.memballoon = mbEl;
-  const qemuLike = d.type === "kvm" || d.type === "qemu";
+  const qemuLike = (d.type === "kvm" || d.type === "qemu") && addsDefaultBalloon(d.arch, d.machine);
   if (!mbEl) {
     // qemuDomainDefAddDefaultDevices (qemu_domain.c) adds a virtio balloon when none is given
     d.memballoon = {

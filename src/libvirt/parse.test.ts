@@ -175,3 +175,25 @@ describe("problems are positioned and never thrown", () => {
     expect(parseDomain("").problems[0].code).toBe("xml.malformed");
   });
 });
+
+describe("the implicit memballoon (qemuDomainDefAddDefaultDevices)", () => {
+  const balloon = (arch: string, machine: string) =>
+    parseDomain(
+      `<domain type='kvm'><memory>1024</memory><os><type arch='${arch}' machine='${machine}'>hvm</type></os></domain>`,
+    ).domain.memballoon;
+  it.each([
+    ["x86_64", "q35", "virtio"], // x86: added
+    ["x86_64", "microvm", "none"], // ... but not for microvm
+    ["aarch64", "virt", "none"], // ARM: never added
+    ["s390x", "s390-ccw-virtio", "virtio"], // s390: added
+    ["ppc64le", "pseries", "virtio"], // ppc64: added
+    ["riscv64", "virt", "none"], // RISC-V: not added
+  ])("%s %s -> %s", (arch, machine, model) => {
+    expect(balloon(arch, machine)).toMatchObject({ model, implicit: true });
+  });
+  it("non-QEMU domain types get none", () => {
+    expect(
+      parseDomain("<domain type='lxc'><memory>1024</memory></domain>").domain.memballoon.model,
+    ).toBe("none");
+  });
+});
