@@ -17,21 +17,19 @@
  * root (SDM 4.10.3, combined mappings 29.4.1). Every entry read is one step in `out` and one
  * counted memory reference. No allocation, closures or Map lookups happen here.
  */
-import {
-  EPT_A,
-  EPT_ADDR_HI,
-  EPT_D,
-  EPT_LARGE,
-  eptBadMemType,
-  QUAL_FETCH,
-  QUAL_GLA_TRANSLATION,
-  QUAL_GLA_VALID,
-  QUAL_READ,
-  QUAL_WRITE,
-} from "./ept.js";
-import { PF_I, PF_P, PF_RSVD, PF_U, PF_W } from "./faults.js";
-import { FMT_EPT, LEVEL_PAGES, type PagingMode } from "./paging.js";
-import { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US, PTE_XD_HI } from "./pte.js";
+import * as ept from "./ept.js";
+import * as faults from "./faults.js";
+import type { PagingMode } from "./paging.js";
+import * as paging from "./paging.js";
+import * as pte from "./pte.js";
+
+// Copied once into module constants: under tsx and some bundlers an imported binding is a getter,
+// and the walker reads these on every level of every walk.
+const { EPT_A, EPT_ADDR_HI, EPT_D, EPT_LARGE, eptBadMemType } = ept;
+const { QUAL_FETCH, QUAL_GLA_TRANSLATION, QUAL_GLA_VALID, QUAL_READ, QUAL_WRITE } = ept;
+const { PF_I, PF_P, PF_RSVD, PF_U, PF_W } = faults;
+const { FMT_EPT, LEVEL_PAGES } = paging;
+const { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US, PTE_XD_HI } = pte;
 
 /** Memory holding table bytes. PhysMem implements it. */
 export interface TableMemory {

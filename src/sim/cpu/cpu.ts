@@ -17,37 +17,26 @@
  * fill, no A/D updates, no exit handling; it stops at the first exit with STATUS_WOULD_EXIT.
  */
 import { pageSizeName } from "../../units/size.js";
-import {
-  EXIT_CR_ACCESS,
-  EXIT_EPT_VIOLATION,
-  EXIT_EXTERNAL_INTERRUPT,
-  EXIT_INVLPG,
-  INVEPT_GLOBAL,
-  INVVPID_ADDRESS,
-  INVVPID_ALL,
-  INVVPID_SINGLE,
-  INVVPID_SINGLE_RETAIN_GLOBALS,
-  PF_I,
-  PF_U,
-  PF_W,
-} from "../../x86/faults.js";
-import { LEVEL_PAGES } from "../../x86/paging.js";
-import {
-  DIM_GUEST,
-  type FrameResolver,
-  PERM_D,
-  PERM_G,
-  PERM_U,
-  PERM_W,
-  PERM_X,
-  WalkOut,
-  walk,
-} from "../../x86/walk.js";
+import * as ns_faults from "../../x86/faults.js";
+import * as ns_paging from "../../x86/paging.js";
+import type { FrameResolver } from "../../x86/walk.js";
+import * as ns_walk from "../../x86/walk.js";
+import { WalkOut } from "../../x86/walk.js";
 import type { Host } from "../host.js";
 import type { TdpMmu } from "../kvm/tdp.js";
 import type { Vcpu } from "../kvm/vcpu.js";
 import type { Vm } from "../kvm/vm.js";
-import {
+import type { WalkRecord } from "../record.js";
+import * as ns_record from "../record.js";
+import type { CostModel } from "./cost.js";
+import { PagingStructureCache } from "./pwc.js";
+import type { TlbConfig } from "./tlb.js";
+import * as ns_tlb from "./tlb.js";
+import { Tlb } from "./tlb.js";
+
+// imported values copied once into module constants (bindings can be getters under tsx)
+const { HIT_L1, TLB_D, TLB_G, TLB_U, TLB_W, TLB_X } = ns_tlb;
+const {
   FAULT_PF,
   OUT_EMULATE,
   OUT_FIXED,
@@ -63,11 +52,23 @@ import {
   TLB_HIT_L1,
   TLB_HIT_STLB,
   TLB_MISS,
-  type WalkRecord,
-} from "../record.js";
-import type { CostModel } from "./cost.js";
-import { PagingStructureCache } from "./pwc.js";
-import { HIT_L1, TLB_D, TLB_G, TLB_U, TLB_W, TLB_X, Tlb, type TlbConfig } from "./tlb.js";
+} = ns_record;
+const { DIM_GUEST, PERM_D, PERM_G, PERM_U, PERM_W, PERM_X, walk } = ns_walk;
+const { LEVEL_PAGES } = ns_paging;
+const {
+  EXIT_CR_ACCESS,
+  EXIT_EPT_VIOLATION,
+  EXIT_EXTERNAL_INTERRUPT,
+  EXIT_INVLPG,
+  INVEPT_GLOBAL,
+  INVVPID_ADDRESS,
+  INVVPID_ALL,
+  INVVPID_SINGLE,
+  INVVPID_SINGLE_RETAIN_GLOBALS,
+  PF_I,
+  PF_U,
+  PF_W,
+} = ns_faults;
 
 class PeekResolver implements FrameResolver {
   vm: Vm | null = null;

@@ -14,7 +14,10 @@
  * 96 x 4K (6-way), 32 x 2M (4-way), 8 x 1G (fully associative); STLB 2048 x 4K/2M (16-way)
  * and 1024 x 1G (8-way). Sizes are configuration: change them, don't trust them blindly.
  */
-import { LEVEL_PAGES } from "../../x86/paging.js";
+import * as ns_paging from "../../x86/paging.js";
+
+// imported values copied once into module constants (bindings can be getters under tsx)
+const { LEVEL_PAGES } = ns_paging;
 
 export interface TlbGeometry {
   entries: number;
