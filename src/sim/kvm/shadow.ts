@@ -34,6 +34,7 @@ import {
   PTE_US,
 } from "../../x86/pte.js";
 import { findLeaf, forEachEntry, LeafRef } from "../../x86/tables.js";
+import * as walker from "../../x86/walk.js";
 import {
   DIM_GUEST,
   DIM_NATIVE,
@@ -44,7 +45,6 @@ import {
   PERM_X,
   ST_PF,
   WalkOut,
-  walk,
 } from "../../x86/walk.js";
 import {
   FAULT_PF,
@@ -61,6 +61,9 @@ import { type Mmu, SpteStore } from "./mmu.js";
 import { hugePageAdjust } from "./tdp.js";
 import type { Vcpu } from "./vcpu.js";
 import type { Vm } from "./vm.js";
+
+// copied once: under tsx an imported binding is a getter, and hwWalk runs per TLB miss
+const walk = walker.walk;
 
 interface ShadowPage {
   readonly pfn: number;

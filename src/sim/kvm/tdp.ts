@@ -39,7 +39,8 @@ import {
 import { EXIT_EPT_MISCONFIG, EXIT_EPT_VIOLATION } from "../../x86/faults.js";
 import { eptMode, LEVEL_PAGES, type PagingMode } from "../../x86/paging.js";
 import { descend, entryIsLeaf, findLeaf, forEachEntry, LeafRef } from "../../x86/tables.js";
-import { DIM_EPT, ST_EPT_MISCONFIG, ST_EPT_VIOLATION, type WalkOut, walk } from "../../x86/walk.js";
+import * as walker from "../../x86/walk.js";
+import { DIM_EPT, ST_EPT_MISCONFIG, ST_EPT_VIOLATION, type WalkOut } from "../../x86/walk.js";
 import {
   LR_BOUNDARY,
   LR_DIRTY_LOG,
@@ -56,6 +57,9 @@ import type { Memslot } from "./memslots.js";
 import { type Mmu, SpteStore } from "./mmu.js";
 import type { Vcpu } from "./vcpu.js";
 import type { Vm } from "./vm.js";
+
+// copied once: under tsx an imported binding is a getter, and hwWalk runs per TLB miss
+const walk = walker.walk;
 
 /** KVM_MAX_HUGEPAGE_LEVEL with 1G EPT pages (cpu_has_vmx_ept_1g_page) */
 export const TDP_MAX_LEVEL = 3;
