@@ -3,7 +3,11 @@
  * guest memory, memslots, host page tables, EPT or shadow tables, TLB).
  */
 import { describe, expect, it } from "vitest";
+import { ACCESS_WRITE, EXIT_EPT_VIOLATION } from "../x86/faults.js";
+import { PTE_D } from "../x86/pte.js";
+import { DEFAULT_COSTS } from "./cpu/cost.js";
 import { type Backing, type LabOp, type LabOptions, TranslateLab } from "./lab.js";
+import { STATUS_OK, STATUS_WOULD_EXIT } from "./record.js";
 
 const K4 = 4096;
 const M2 = 2097152;
@@ -275,5 +279,55 @@ describe("exits and faults", () => {
     expect(r[1].access!.memoryReferences).toEqual({ total: 2, guest: 1, ept: 1 });
     // INVVPID drops linear and combined entries; each nested walk still starts at the EPT PT
     expect(r[3].access!.memoryReferences).toEqual({ total: 9, guest: 4, ept: 5 });
+  });
+});
+
+describe("probe mode and the cost model", () => {
+  const vpn = Number(USER >> 12n);
+
+  it("probe translates without side effects", () => {
+    const l = lab({});
+    l.prepare([read(USER)]);
+    const { vcpu, vm } = l.main;
+    const snapshot = () => ({
+      ept: vm.mmu.tablePages(),
+      exits: [...vm.exitCounts],
+      tlb: l.cpu.tlb.entries(),
+    });
+    // cold: the probe stops at the first EPT violation and handles nothing
+    const before = snapshot();
+    expect(l.cpu.access(vcpu, vpn, 0, ACCESS_WRITE, l.rec, true)).toBe(STATUS_WOULD_EXIT);
+    expect(l.rec.exitReason[0]).toBe(EXIT_EPT_VIOLATION);
+    expect(snapshot()).toEqual(before);
+    // warm, then flushed: a probed write walks fully but fills nothing and sets no D bit
+    l.run(read(USER));
+    l.run({ op: "invvpid" });
+    const init = l.os.process("init");
+    const warm = snapshot();
+    expect(l.os.lookup(init, vpn)!.lo & PTE_D).toBe(0);
+    expect(l.cpu.access(vcpu, vpn, 0, ACCESS_WRITE, l.rec, true)).toBe(STATUS_OK);
+    expect(l.rec.out.guestRefs + l.rec.out.eptRefs).toBe(24);
+    expect(snapshot()).toEqual(warm);
+    expect(l.os.lookup(init, vpn)!.lo & PTE_D).toBe(0);
+    // the real write sets it
+    l.run(write(USER));
+    expect(l.os.lookup(init, vpn)!.lo & PTE_D).toBe(PTE_D);
+  });
+
+  it("prices an L1 hit at 0, an STLB hit at 7 and a walk at 15 cycles per reference", () => {
+    const l = lab({ vpid: false });
+    const r = runAll(l, [read(USER), read(USER), { op: "vmexit" }, read(USER)]);
+    expect(r[1].access!.cycles).toBe(DEFAULT_COSTS.l1Hit);
+    expect(r[3].access!.cycles).toBe(24 * DEFAULT_COSTS.walkReference);
+    // a cold walk adds every exit, KVM's handling and the host page faults
+    const cold = r[0].access!;
+    const expected =
+      (24 + cold.abortedReferences) * DEFAULT_COSTS.walkReference +
+      cold.exits.length *
+        (DEFAULT_COSTS.vmExitRoundTrip + DEFAULT_COSTS.eptViolation + DEFAULT_COSTS.hostFault4K);
+    expect(cold.cycles).toBe(expected);
+    l.cpu.tlb.l1k4.invalidate(-1, -1, -1, false, -1);
+    const stlb = l.run(read(USER)).access!;
+    expect([stlb.tlb, stlb.tlbLevel, stlb.cycles]).toEqual(["hit", "STLB", DEFAULT_COSTS.stlbHit]);
   });
 });

@@ -30,36 +30,27 @@ export function pfErrorNames(code: number): string[] {
   return n;
 }
 
-/** VM-exit basic reasons (SDM vol. 3D appendix C) kvmem produces. */
+/** The VM-exit basic reasons kvmem produces (numbers from SDM vol. 3D appendix C). */
 export const EXIT_EXCEPTION_NMI = 0;
 export const EXIT_EXTERNAL_INTERRUPT = 1;
-export const EXIT_CPUID = 10;
-export const EXIT_HLT = 12;
 export const EXIT_INVLPG = 14;
 export const EXIT_CR_ACCESS = 28;
 export const EXIT_EPT_VIOLATION = 48;
 export const EXIT_EPT_MISCONFIG = 49;
-export const EXIT_INVEPT = 50;
-export const EXIT_INVVPID = 53;
 export const EXIT_REASON_COUNT = 80;
 
 const EXIT_NAMES: Record<number, string> = {
   [EXIT_EXCEPTION_NMI]: "EXCEPTION_NMI",
   [EXIT_EXTERNAL_INTERRUPT]: "EXTERNAL_INTERRUPT",
-  [EXIT_CPUID]: "CPUID",
-  [EXIT_HLT]: "HLT",
   [EXIT_INVLPG]: "INVLPG",
   [EXIT_CR_ACCESS]: "CR_ACCESS",
   [EXIT_EPT_VIOLATION]: "EPT_VIOLATION",
   [EXIT_EPT_MISCONFIG]: "EPT_MISCONFIG",
-  [EXIT_INVEPT]: "INVEPT",
-  [EXIT_INVVPID]: "INVVPID",
 };
 
 export function exitReasonName(reason: number): string {
   return EXIT_NAMES[reason] ?? `EXIT_${reason}`;
 }
-export const EXIT_REASONS_MODELLED: readonly number[] = Object.keys(EXIT_NAMES).map(Number);
 
 /** INVVPID types (SDM vol. 3C, INVVPID). */
 export const INVVPID_ADDRESS = 0;

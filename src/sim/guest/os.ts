@@ -42,6 +42,12 @@ export interface GuestProcess {
 export interface GuestRam {
   /** [first gfn, npages) ranges of guest RAM */
   ranges: ReadonlyArray<readonly [number, number]>;
+  /**
+   * Where the zones end, in MiB of guest-physical address space (defaults: page tables 1-8 MiB,
+   * 4K data to 64 MiB, 2M data to 1 GiB, 1G data above). A scenario's guest sizes them to its
+   * RAM and working set.
+   */
+  zones?: { tableEndMiB: number; end4KMiB: number; end2MMiB: number };
 }
 
 const MiB_PAGES = 256;
@@ -53,12 +59,12 @@ export class GuestOs implements TableSpace {
   readonly mode: PagingMode;
   tables = 0;
   private nextTable = 1 * MiB_PAGES;
-  private readonly tableEnd = 8 * MiB_PAGES;
-  private next4K = 8 * MiB_PAGES;
-  private readonly end4K = 64 * MiB_PAGES;
-  private next2M = 64 * MiB_PAGES;
-  private readonly end2M = 1024 * MiB_PAGES;
-  private next1G = 1024 * MiB_PAGES;
+  private readonly tableEnd: number;
+  private next4K: number;
+  private readonly end4K: number;
+  private next2M: number;
+  private readonly end2M: number;
+  private next1G: number;
   private readonly leaf = new LeafRef();
   private readonly entry = new Uint32Array(2);
 
@@ -66,6 +72,13 @@ export class GuestOs implements TableSpace {
     readonly vm: Vm,
     readonly ram: GuestRam,
   ) {
+    const z = ram.zones ?? { tableEndMiB: 8, end4KMiB: 64, end2MMiB: 1024 };
+    this.tableEnd = z.tableEndMiB * MiB_PAGES;
+    this.next4K = this.tableEnd;
+    this.end4K = z.end4KMiB * MiB_PAGES;
+    this.next2M = Math.ceil(this.end4K / 512) * 512;
+    this.end2M = z.end2MMiB * MiB_PAGES;
+    this.next1G = Math.ceil(this.end2M / 262144) * 262144;
     this.mode = vm.guestMode;
     this.kernelRoot = this.allocTable(this.mode.levels);
   }
