@@ -5,7 +5,6 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { PhysMem } from "../sim/memory.js";
 import {
   EPT_R,
   EPT_W,
@@ -38,19 +37,37 @@ import {
   ST_EPT_VIOLATION,
   ST_OK,
   ST_PF,
+  type TableMemory,
   WalkOut,
   walk,
 } from "./walk.js";
 
 const PAGES = [0, 1, 512, 262144];
 
-function space(mem: PhysMem, ept: boolean): TableSpace {
+/** Table bytes for these tests: x86/ stays below sim/ (a few hundred table pages at most). */
+class TestMemory implements TableMemory {
+  words = new Uint32Array(1024 * 2048);
+  slotOf = new Int32Array(1 << 20).fill(-1);
+  private next = 1;
+  alloc(): number {
+    const pfn = this.next++;
+    this.slotOf[pfn] = (pfn - 1) * 1024;
+    return pfn;
+  }
+  writeEntry(pfn: number, index: number, lo: number, hi: number): void {
+    this.words[this.slotOf[pfn] + index * 2] = lo;
+    this.words[this.slotOf[pfn] + index * 2 + 1] = hi;
+  }
+  entryLo(pfn: number, index: number): number {
+    return this.words[this.slotOf[pfn] + index * 2];
+  }
+}
+
+function space(mem: TestMemory, ept: boolean): TableSpace {
   return {
     tablePfn: (f) => f,
     allocTable: () => {
-      const p = mem.alloc(0, 1);
-      mem.bytes(p);
-      return p;
+      return mem.alloc();
     },
     tableEntryLo: (c) => (ept ? makeEptTableLo(c) : makePteLo(c, PTE_P | PTE_RW | PTE_US | PTE_A)),
     tableEntryHi: (c) => (ept ? makeEptHi(c) : makePteHi(c, false)),
@@ -90,7 +107,7 @@ function build(
     x: boolean;
   }>,
 ) {
-  const mem = new PhysMem(1073741824);
+  const mem = new TestMemory();
   const sp = space(mem, false);
   const root = sp.allocTable(mode.levels);
   const maps: Mapping[] = [];
@@ -190,7 +207,7 @@ describe("walker vs reference model (x86 format)", () => {
   });
 
   it("reserved bits: PS in a PML4E, address bits above MAXPHYADDR, XD without NXE", () => {
-    const mem = new PhysMem(1073741824);
+    const mem = new TestMemory();
     const sp = space(mem, false);
     const root = sp.allocTable(4);
     const out = new WalkOut();
@@ -231,7 +248,7 @@ describe("walker vs reference model (x86 format)", () => {
 
 describe("walker on EPT tables (SDM vol. 3C 29.3.3)", () => {
   function eptTables(rwx: number, level: number, memType = MT_WB) {
-    const mem = new PhysMem(1073741824);
+    const mem = new TestMemory();
     const sp = space(mem, true);
     const root = sp.allocTable(4);
     const gfn = 0x40000 + 0x200;
@@ -287,7 +304,7 @@ describe("walker on EPT tables (SDM vol. 3C 29.3.3)", () => {
   });
 
   it("a missing entry is a violation with no rights", () => {
-    const mem = new PhysMem(1073741824);
+    const mem = new TestMemory();
     const root = space(mem, true).allocTable(4);
     const out = new WalkOut();
     walk(out, mem, EPT_4LEVEL, root, 123, QUAL_READ, 1, null, 0, 0);
