@@ -320,13 +320,13 @@ describe("files as libvirt writes them to /etc/libvirt/qemu", () => {
         (kib, unit) => {
           const text = header.replace(
             "<memory unit='KiB'>2097152</memory>",
-            `<memory unit='${unit}'>1</memory>`,
+            `<memory unit='${unit}'>0</memory>`,
           );
           const r = editDomain(text, { memoryKiB: kib });
           expect(r.problems).toEqual([]);
           expect(parseDomain(r.text).domain.memoryKiB).toBe(kib);
           const { removed, added } = lineDiff(text, r.text);
-          expect(removed).toEqual([`  <memory unit='${unit}'>1</memory>`]);
+          expect(removed).toEqual([`  <memory unit='${unit}'>0</memory>`]);
           expect(added).toHaveLength(1);
           expect(added[0]).toMatch(/^ {2}<memory unit='[A-Za-z]+'>\d+<\/memory>$/);
         },

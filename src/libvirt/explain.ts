@@ -20,8 +20,10 @@
  *   to the host — the seed's "huge pages: no balloon reclaim".
  * Pure; returns data, the CLI prints it.
  */
+
+import { qemuAlignMemorySizes } from "./align.js";
 import type { Domain } from "./model.js";
-import { initialMemoryKiB } from "./rules.js";
+import { initialMemoryKiB } from "./rules-devices.js";
 import { formatBitmap, kibWords } from "./scaled.js";
 
 export interface ExplainSection {
@@ -75,6 +77,11 @@ export function explainDomain(d: Domain): ExplainSection[] {
   }
   if (parts.length > 1) bootText += ` (${parts.join(" + ")})`;
   bootText += `; <memory> is ${kibWords(d.memoryKiB)}${d.memoryFromNuma ? " (no <memory>: libvirt adds up the NUMA cells)" : ""}.`;
+  const q = qemuAlignMemorySizes(d);
+  const init = Math.max(0, initialMemoryKiB(d));
+  if (q.initialKiB !== init && !q.overflow) {
+    bootText += ` QEMU is given ${kibWords(q.initialKiB)} (${q.initialKiB} KiB): libvirt rounds it up to ${kibWords(q.alignKiB)} steps.`;
+  }
   const pmem = devs.filter((m) => m.model === "nvdimm" || m.model === "virtio-pmem");
   if (pmem.length)
     bootText += ` Plus ${kibWords(pmem.reduce((s, m) => s + m.sizeKiB, 0))} of persistent memory (${pmem.map((m) => m.model).join(", ")}).`;

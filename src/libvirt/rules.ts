@@ -15,6 +15,8 @@
  *   src/hypervisor/domain_cgroup.c  hard_limit <= swap_hard_limit (runtime only)
  * Pure: no Node APIs.
  */
+
+import { qemuAlignMemorySizes } from "./align.js";
 import type { Domain, DomainProblem } from "./model.js";
 import type { DomainSource } from "./reader.js";
 import { locate } from "./reader.js";
@@ -22,17 +24,13 @@ import { checkHotplug, checkMemoryDevices, initialMemoryKiB } from "./rules-devi
 import { kibWords } from "./scaled.js";
 import type { XmlElement } from "./xml.js";
 
+export { memoryAlignmentKiB, qemuAlignMemorySizes } from "./align.js";
 export { initialMemoryKiB } from "./rules-devices.js";
 
 const PP = "virDomainDefPostParseMemory (domain_postparse.c)";
 const MTV = "virDomainDefMemtuneValidate (domain_validate.c)";
 const NV = "virDomainNumaDefValidate (numa_conf.c)";
 const AL = "qemuDomainAlignMemorySizes (qemu_domain.c)";
-
-/** qemuDomainGetMemorySizeAlignment: 256 MiB on ppc64, otherwise 1 MiB (in KiB). */
-export function memoryAlignmentKiB(d: Domain): number {
-  return d.arch?.startsWith("ppc64") ? 256 * 1024 : 1024;
-}
 
 export function checkRules(d: Domain, src: DomainSource): DomainProblem[] {
   const out: DomainProblem[] = [];
@@ -171,38 +169,16 @@ export function checkRules(d: Domain, src: DomainSource): DomainProblem[] {
   checkMemoryDevices(d, src, err);
   checkHotplug(d, src, err);
 
-  // --- qemuDomainAlignMemorySizes: sizes are rounded up to the alignment and must stay < 2^53 KiB
-  const align = memoryAlignmentKiB(d);
-  const maxKiB = 2 ** 53 - 1; // virMemoryMaxValue(false) >> 10
-  const roundUp = (v: number) => Math.ceil(v / align) * align;
-  d.numa.forEach((c, i) => {
-    if (roundUp(c.memoryKiB) > maxKiB) {
-      err(
-        src.cells[i],
-        "memory",
-        "align.numa-overflow",
-        `memory size of NUMA node '${i}' overflowed after alignment`,
-        AL,
-      );
-    }
-  });
-  if (d.numa.length === 0 && roundUp(initialMemoryKiB(d)) > maxKiB) {
-    err(
-      src.memory,
-      undefined,
-      "align.initial-overflow",
-      "initial memory size overflowed after alignment",
-      AL,
-    );
-  }
-  if (d.maxMemory && roundUp(d.maxMemory.kib) > maxKiB) {
-    err(
-      src.maxMemory,
-      undefined,
-      "align.max-overflow",
-      "maximum memory size overflowed after alignment",
-      AL,
-    );
+  // --- qemuDomainAlignMemorySizes: sizes are rounded up and must stay below 2^53 KiB
+  const ov = qemuAlignMemorySizes(d).overflow;
+  if (ov) {
+    const el = {
+      cell: src.cells[ov.index],
+      initial: src.memory,
+      max: src.maxMemory,
+      module: src.memoryDevices[ov.index],
+    }[ov.what];
+    err(el, ov.what === "cell" ? "memory" : undefined, `align.${ov.what}-overflow`, ov.message, AL);
   }
 
   // --- shmem: ivshmem needs a power-of-two size of at least 1 MiB
