@@ -5,6 +5,7 @@
  * node.ts and are exported from there only.
  */
 
+export { type QemuSizes, qemuAlignMemorySizes } from "./align.js";
 export { type EditRequest, type EditResult, editDomain } from "./edit.js";
 export { bootRamKiB, type ExplainSection, explainDomain, usesHugetlb } from "./explain.js";
 export {
