@@ -11,7 +11,7 @@
  *   src/conf/domain_validate.c   virDomainDefMemtuneValidate, virDomainMemoryDefValidate
  *   src/conf/numa_conf.c         virDomainNumaDefValidate
  *   src/qemu/qemu_domain.c       qemuDomainDefValidateMemoryHotplug, qemuDomainAlignMemorySizes
- *   src/qemu/qemu_validate.c     shmem size check
+ *   shmem size check             (libvirt XML error; its exact function was not verified)
  *   src/hypervisor/domain_cgroup.c  hard_limit <= swap_hard_limit (runtime only)
  * Pure: no Node APIs.
  */
@@ -190,7 +190,7 @@ export function checkRules(d: Domain, src: DomainSource): DomainProblem[] {
         undefined,
         "shmem.size",
         "shmem size must be a power of 2 and at least 1 MiB (1024 KiB)",
-        "qemuValidateDomainDeviceDefShmem (qemu_validate.c)",
+        "shmem size check (libvirt reports it as an XML error; the exact function was not verified)",
       );
     }
   });
