@@ -101,6 +101,18 @@ describe.skipIf(!have)("explain and validate on the corpus", () => {
       `${f}: invalid (1 errors, 0 warnings; schema, libvirt rules)`,
     ]);
   });
+  it("validate --json: the problems as JSON, exit 1 for an invalid file", () => {
+    const f = `${CORPUS}invalid/no-memory.xml`;
+    const r = kvmem("domain", "validate", "--json", f);
+    expect(r.status).toBe(1);
+    const j = JSON.parse(r.stdout);
+    expect(j[0]).toMatchObject({ file: f, valid: false });
+    expect(j[0].problems[0]).toMatchObject({
+      code: "memory.missing",
+      severity: "error",
+      rule: "virDomainDefPostParseMemory (domain_postparse.c)",
+    });
+  });
   it("validate --host --root: the host-dependent refusal", () => {
     const root = tmp();
     mkdirSync(join(root, "sys/kernel/mm/hugepages/hugepages-2048kB"), { recursive: true });

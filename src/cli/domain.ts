@@ -329,7 +329,12 @@ export function register(program: Command): void {
       "libvirt RelaxNG schema directory (default: the vendored libvirt 11.3.0 copy)",
     )
     .option("--json", "print the problems as JSON")
-    .action(action(validateCmd));
+    // `--json` is also an option of `domain` itself, where commander files it: read both
+    .action(
+      action((files: string[], opts: Parameters<typeof validateCmd>[1], cmd: Command) =>
+        validateCmd(files, { ...opts, json: opts.json || cmd.parent?.opts().json }),
+      ),
+    );
   domain
     .command("edit")
     .description(
