@@ -332,3 +332,38 @@ describe("probe mode and the cost model", () => {
     expect([stlb.tlb, stlb.tlbLevel, stlb.cycles]).toEqual(["hit", "STLB", DEFAULT_COSTS.stlbHit]);
   });
 });
+
+describe("the guest OS model", () => {
+  it("mprotect to read-only makes the next write fault, under EPT and shadow paging", () => {
+    for (const ept of [true, false]) {
+      const l = lab({ ept });
+      const r = runAll(l, [write(USER)]);
+      expect(r[0].access!.status).toBe("ok");
+      const init = l.os.process("init");
+      const vpn = Number(USER >> 12n);
+      expect(l.os.protect(init, vpn, { write: false, user: true, exec: false })).toBe(1);
+      l.run({ op: "invlpg", gva: USER });
+      const w = l.run(write(USER)).access!;
+      expect(w.faults).toEqual([
+        { type: "#PF", errorCode: 3, meaning: ["protection", "write", "supervisor"] },
+      ]);
+      expect(l.run(read(USER)).access!.status).toBe("ok");
+      // the page is now NX too
+      expect(l.run({ op: "exec", gva: USER }).access!.faults[0].errorCode).toBe(0x11);
+      l.host.assertInvariants();
+    }
+  });
+
+  it("shares the kernel half: a kernel mapping made later shows in every process", () => {
+    const l = lab({});
+    const ops: LabOp[] = [
+      { op: "cr3", process: "bash" },
+      read(0xffff888000005000n),
+      { op: "cr3", process: "init" },
+      read(0xffff888000005000n),
+    ];
+    const r = runAll(l, ops);
+    expect(r[1].access!.hpa).toBe(r[3].access!.hpa);
+    expect(r[3].access!.status).toBe("ok");
+  });
+});

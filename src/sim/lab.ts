@@ -28,7 +28,7 @@ import { KVM_MEM_LOG_DIRTY_PAGES } from "./kvm/memslots.js";
 import type { Vcpu } from "./kvm/vcpu.js";
 import type { Vm } from "./kvm/vm.js";
 import type { Mm } from "./mm.js";
-import { FAULT_GP, STATUS_GP, WalkRecord } from "./record.js";
+import { WalkRecord } from "./record.js";
 import { type AccessJson, recordToJson } from "./report.js";
 
 export type Backing = "4K" | "thp" | "2M" | "1G";
@@ -240,14 +240,7 @@ export class TranslateLab {
       case "exec": {
         const kind =
           op.op === "read" ? ACCESS_READ : op.op === "write" ? ACCESS_WRITE : ACCESS_EXEC;
-        if (!isCanonical(op.gva, this.vaBits())) {
-          rec.begin(0, 0, kind);
-          rec.status = STATUS_GP;
-          rec.addFault(FAULT_GP, 0);
-          return { ...base(), access: recordToJson(rec, op.gva, vm.config.ept) };
-        }
-        const { vpn, offset } = splitVa(op.gva);
-        cpu.access(vcpu, vpn, offset, kind, rec);
+        cpu.accessGva(vcpu, op.gva, kind, rec);
         return { ...base(), access: recordToJson(rec, op.gva, vm.config.ept) };
       }
       case "user":

@@ -37,6 +37,7 @@ import { Tlb } from "./tlb.js";
 // imported values copied once into module constants (bindings can be getters under tsx)
 const { HIT_L1, TLB_D, TLB_G, TLB_U, TLB_W, TLB_X } = ns_tlb;
 const {
+  FAULT_GP,
   FAULT_PF,
   OUT_EMULATE,
   OUT_FIXED,
@@ -45,6 +46,7 @@ const {
   OUT_SPURIOUS,
   OUT_USERSPACE_MMIO,
   STATUS_EMULATED,
+  STATUS_GP,
   STATUS_GUEST_PF,
   STATUS_MMIO,
   STATUS_OK,
@@ -119,6 +121,23 @@ export class Cpu {
   private flushVpid0(): void {
     this.tlb.flushVpid(0);
     this.pwc.flushLinear((t) => t >>> 12 === 0);
+  }
+
+  /**
+   * One guest access to a 64-bit gva (BigInt at this edge only): #GP for a non-canonical address
+   * (SDM vol. 1 3.3.7.1), else access() on its page number and offset.
+   */
+  accessGva(vcpu: Vcpu, gva: bigint, kind: number, rec: WalkRecord, probe = false): number {
+    const bits = vcpu.vm.guestMode.addressBits;
+    const top = gva >> BigInt(bits - 1);
+    if (top !== 0n && top !== (1n << BigInt(65 - bits)) - 1n) {
+      rec.begin(0, 0, kind | (vcpu.user ? PF_U : 0));
+      rec.status = STATUS_GP;
+      rec.addFault(FAULT_GP, 0);
+      return STATUS_GP;
+    }
+    const low = BigInt.asUintN(57, gva);
+    return this.access(vcpu, Number(low >> 12n), Number(low & 0xfffn), kind, rec, probe);
   }
 
   /** One guest access of `kind` (ACCESS_READ / ACCESS_WRITE / ACCESS_EXEC) to page `vpn`. */

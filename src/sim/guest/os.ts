@@ -8,7 +8,7 @@
  * Tables are allocated from a table zone of guest frames and written entry by entry as guest
  * stores through Vm.writeGuestEntry, so under shadow paging a store to a table KVM shadows traps
  * exactly as it would from a real guest. Data pages come from zones for 4K, 2M and 1G pages,
- * naturally aligned. map/unmap/protect are the guest's set_pte/pte_clear; callers issue INVLPG
+ * naturally aligned. map/unmap/protect are the guest's set_pte/pte_clear/mprotect; callers issue INVLPG
  * through the CPU as a guest kernel would after changing a present entry.
  */
 import { LEVEL_PAGES, type PagingMode } from "../../x86/paging.js";
@@ -21,6 +21,7 @@ import {
   PTE_PS,
   PTE_RW,
   PTE_US,
+  PTE_XD_HI,
 } from "../../x86/pte.js";
 import { descend, findLeaf, LeafRef, type TableSpace } from "../../x86/tables.js";
 import type { Vm } from "../kvm/vm.js";
@@ -180,6 +181,19 @@ export class GuestOs implements TableSpace {
     if (!this.leaf.present) return 0;
     this.setEntry(this.leaf.tableFrame, this.leaf.index, this.leaf.level, 0, 0);
     return this.leaf.level;
+  }
+
+  /** mprotect on one page: rewrite the leaf's R/W, U/S and XD bits; returns its level or 0. */
+  protect(proc: GuestProcess | null, vpn: number, prot: Prot): number {
+    findLeaf(this.vm.host.mem, this, this.mode, this.rootFor(proc, vpn), vpn, this.leaf);
+    if (!this.leaf.present) return 0;
+    const { tableFrame, index, level } = this.leaf;
+    let lo = this.leaf.lo & ~(PTE_RW | PTE_US);
+    if (prot.write) lo |= PTE_RW;
+    if (prot.user) lo |= PTE_US;
+    const hi = prot.exec ? this.leaf.hi & ~PTE_XD_HI : this.leaf.hi | PTE_XD_HI;
+    this.setEntry(tableFrame, index, level, lo >>> 0, hi >>> 0);
+    return level;
   }
 
   /** The leaf mapping `vpn` (a copy of the reusable LeafRef), or null. */
