@@ -3,6 +3,8 @@
  * one-line errors, and the files edit leaves behind. Corpus files are read in place from
  * ../shared/corpus/libvirt-domains (libvirt 11.3.0 test data) or copied to a temp dir for edits.
  */
+
+import { spawnSync } from "node:child_process";
 import {
   chmodSync,
   copyFileSync,
@@ -22,6 +24,7 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { kvmem } from "../../test/cli.js";
 
+const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
 const have = existsSync(CORPUS);
 const tmp = () => mkdtempSync(join(tmpdir(), "kvmem-domain-"));
@@ -194,5 +197,36 @@ describe.skipIf(!have)("edit --in-place through a symlink", () => {
     expect(lstatSync(link).isSymbolicLink()).toBe(true);
     expect(readFileSync(real, "utf8")).toContain("<locked/>");
     expect(statSync(real).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe("bytes the edit must not damage", () => {
+  it("a UTF-8 file with a BOM and non-ASCII comments: identical bytes with no change asked", () => {
+    const text =
+      "\uFEFF<!-- Größe: 2 GiB — 测试 -->\n<domain type='kvm'>\n  <name>ü</name>\n  <memory unit='KiB'>2097152</memory>\n</domain>\n";
+    const f = scratch(text);
+    const r = spawnSync(process.execPath, ["--import", "tsx", MAIN, "domain", "edit", f], {
+      encoding: "buffer",
+    });
+    expect(r.status).toBe(0);
+    expect(Buffer.compare(r.stdout, readFileSync(f))).toBe(0);
+  });
+  it("a file that is not UTF-8 is refused, not mangled", () => {
+    const f = join(tmp(), "latin1.xml");
+    writeFileSync(
+      f,
+      Buffer.from("<domain type='kvm'><name>\xe9</name><memory>1024</memory></domain>", "latin1"),
+    );
+    const r = kvmem("domain", "edit", f, "--memory", "2M", "--in-place");
+    expect(r.status).toBe(1);
+    expect(oneLine(r.stderr)).toEqual([
+      `kvmem: ${f}: not valid UTF-8 (libvirt writes domain XML in UTF-8; kvmem reads and edits only UTF-8 files)`,
+    ]);
+  });
+  it("--current above memory is refused as virsh setmem refuses it", () => {
+    const f = scratch("<domain type='kvm'>\n  <memory unit='KiB'>1048576</memory>\n</domain>\n");
+    const r = kvmem("domain", "edit", f, "--current", "2G");
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain("cannot set memory higher than max memory");
   });
 });

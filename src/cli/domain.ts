@@ -39,8 +39,9 @@ import { parseSize } from "../units/size.js";
 import { action, usageError } from "./run.js";
 
 function readDomainFile(file: string): string {
+  let bytes: Buffer;
   try {
-    return readFileSync(file, "utf8");
+    bytes = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new KvmemError({
@@ -53,6 +54,17 @@ function readDomainFile(file: string): string {
             ? "is a directory"
             : `cannot read (${code ?? "error"})`,
       hint: "a libvirt domain XML file, e.g. /etc/libvirt/qemu/NAME.xml",
+    });
+  }
+  try {
+    // fatal: a file that is not UTF-8 could not be written back byte for byte
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new KvmemError({
+      code: "E_IO",
+      input: file,
+      message: "not valid UTF-8",
+      hint: "libvirt writes domain XML in UTF-8; kvmem reads and edits only UTF-8 files",
     });
   }
 }

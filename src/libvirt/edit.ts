@@ -108,6 +108,17 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
     };
     return { text: xmlText, changes: [], problems: [p] };
   }
+  const memoryAfter = req.memoryKiB ?? parsed.domain.memoryKiB;
+  if (req.currentKiB !== undefined && req.currentKiB > memoryAfter) {
+    // virsh setmem --config refuses this; in the XML libvirt would silently lower it
+    const p = {
+      ...fail(
+        `cannot set memory higher than max memory (currentMemory ${req.currentKiB} KiB > memory ${memoryAfter} KiB)`,
+      ),
+      rule: "qemuDomainSetMemoryFlags (qemu_driver.c)",
+    };
+    return { text: xmlText, changes: [], problems: [p] };
+  }
   const st = detectStyle(doc);
   const sp: Splice[] = [];
   const changes: string[] = [];
