@@ -274,10 +274,8 @@ export function walk(
         table = (hi & EPT_ADDR_HI) * 1048576 + (lo >>> 12);
         continue;
       }
-      const need =
-        (access & QUAL_READ ? 1 : 0) |
-        (access & QUAL_WRITE ? 2 : 0) |
-        (access & QUAL_FETCH ? 4 : 0);
+      // qualification bits 0..2 (read, write, fetch) line up with R, W, X
+      const need = access & 7;
       if ((need & acc) !== need) {
         out.status = ST_EPT_VIOLATION;
         out.errorCode = access | (acc << 3);
@@ -301,7 +299,7 @@ export function walk(
           : level === 2
             ? high + (lo >>> 21) * 512
             : high + (lo >>> 30) * 262144;
-      return first + (pn % LEVEL_PAGES[level]);
+      return level === 1 ? first : first + (pn % LEVEL_PAGES[level]);
     }
 
     // x86 format
@@ -356,7 +354,7 @@ export function walk(
         : level === 2
           ? high + (lo >>> 21) * 512
           : high + (lo >>> 30) * 262144;
-    const frame = first + (pn % LEVEL_PAGES[level]);
+    const frame = level === 1 ? first : first + (pn % LEVEL_PAGES[level]);
     let nlo = lo;
     if (out.setAd) {
       nlo |= PTE_A;
