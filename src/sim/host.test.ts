@@ -94,3 +94,31 @@ describe("a host with several VMs", () => {
     host.assertInvariants();
   });
 });
+
+describe("memslot changes and MMIO sptes", () => {
+  it("a gpa that was MMIO becomes RAM when a memslot appears over it", () => {
+    const host = new Host({ memory: 2 * G });
+    const a = buildVm(host, "a", true, "anon");
+    const init = a.os.process("init");
+    // a kernel page whose gpa (1G + 4K) lies past the only memslot
+    a.os.map(init, 0x400, G / 4096 + 1, 1, { write: true, user: false, exec: false });
+    const cpu = host.cpus[0];
+    const rec = new WalkRecord();
+    const v = a.vcpus[0];
+    cpu.movCr3(v, init.root, init.pcid, false, rec);
+    expect(cpu.accessGva(v, 0x400000n, ACCESS_READ, rec)).toBe(3); // MMIO exit
+    expect(cpu.accessGva(v, 0x400000n, ACCESS_READ, rec)).toBe(3);
+    expect(rec.exitReason[0]).toBe(49); // EPT_MISCONFIG: the cached MMIO spte
+    const hva = a.mm.mmap(M2);
+    a.vm.setUserMemoryRegion({
+      slot: 1,
+      flags: 0,
+      guestPhysAddr: G,
+      memorySize: M2,
+      userspaceAddr: hva,
+    });
+    expect(cpu.accessGva(v, 0x400000n, ACCESS_READ, rec)).toBe(STATUS_OK);
+    expect(rec.pfn).toBe(a.mm.lookup(hva + 4096));
+    host.assertInvariants();
+  });
+});

@@ -62,7 +62,12 @@ export class Vm implements FrameResolver {
         this.mmu.zapGfnRange(old.baseGfn, old.npages);
         this.host.flushVm(this);
       }
-      void now;
+      // MMIO sptes cached for gfns that are RAM now must go (KVM tags MMIO sptes with the
+      // memslot generation and treats older ones as stale)
+      if (now && (change === "create" || change === "move")) {
+        this.mmu.zapGfnRange(now.baseGfn, now.npages);
+        this.host.flushVm(this);
+      }
     });
   }
 
