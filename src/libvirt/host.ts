@@ -37,6 +37,8 @@ export interface HostMemoryFacts {
   defaultHugePageKiB: number | undefined;
   /** nr_hugepages per size */
   poolPages: Map<number, number>;
+  /** nr_hugepages per host NUMA node and size (sys/devices/system/node/nodeN/hugepages) */
+  nodePoolPages: Map<number, Map<number, number>>;
   /** host NUMA node ids, or undefined when the tree does not say */
   numaNodes: number[] | undefined;
   systemPageKiB: number;
@@ -79,9 +81,19 @@ export function readHostFacts(h: HostTree): HostMemoryFacts {
     .filter((m): m is RegExpExecArray => m !== null)
     .map((m) => Number(m[1]))
     .sort((a, b) => a - b);
+  const nodePoolPages = new Map<number, Map<number, number>>();
+  for (const n of nodes ?? []) {
+    const per = new Map<number, number>();
+    for (const s of sysSizes) {
+      const v = h.read(`sys/devices/system/node/node${n}/hugepages/hugepages-${s}kB/nr_hugepages`);
+      if (v !== undefined && /^\s*\d+\s*$/.test(v)) per.set(s, Number(v));
+    }
+    if (per.size) nodePoolPages.set(n, per);
+  }
   return {
     hugetlbfsSizesKiB,
     kernelHugePageSizesKiB: sysSizes,
+    nodePoolPages,
     hugetlbfsFrom,
     defaultHugePageKiB,
     poolPages,
@@ -152,12 +164,23 @@ export function checkHost(d: Domain, src: DomainSource, facts: HostMemoryFacts):
       );
       continue;
     }
-    const pool = facts.poolPages.get(size);
+    // with a strict <numatune><memory> binding the pages must come from those host nodes' pools
+    const mem = d.numatune?.memory;
+    const bound =
+      mem?.placement === "static" && (mem.mode === "strict" || mem.mode === "restrictive")
+        ? mem.nodeset
+        : undefined;
+    let pool = facts.poolPages.get(size);
+    let where = "the host has";
+    if (bound?.every((n) => facts.nodePoolPages.get(n)?.has(size))) {
+      pool = bound.reduce((a, n) => a + (facts.nodePoolPages.get(n)?.get(size) ?? 0), 0);
+      where = `host node${bound.length > 1 ? "s" : ""} ${bound.join(",")} (strict numatune) ${bound.length > 1 ? "have" : "has"}`;
+    }
     if (pool !== undefined && kib > 0 && pool * size < kib) {
       out.push(
         locate(src.doc, el, undefined, {
           code: "host.hugepage-pool",
-          message: `the host has ${pool} huge pages of ${size} KiB (${pool * size} KiB) but this domain needs ${kib} KiB of them`,
+          message: `${where} ${pool} huge pages of ${size} KiB (${pool * size} KiB) but this domain needs ${kib} KiB of them`,
           rule: "hugetlb pool, nr_hugepages (Documentation/admin-guide/mm/hugetlbpage.rst)",
           severity: "error",
         }),

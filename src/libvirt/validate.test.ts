@@ -274,3 +274,34 @@ describe.skipIf(!have)(
     });
   },
 );
+
+describe("hugepage pools per host node under a strict numatune binding", () => {
+  const text =
+    "<domain type='kvm'><name>t</name><memory unit='GiB'>1</memory><memoryBacking><hugepages><page size='2048'/></hugepages></memoryBacking><numatune><memory mode='strict' nodeset='1'/></numatune><os><type arch='x86_64'>hvm</type></os></domain>";
+  const host = (node1Pages: number): HostTree => {
+    const files: Record<string, string> = {
+      "sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages": "1024\n",
+      "sys/devices/system/node/node0/hugepages/hugepages-2048kB/nr_hugepages": `${1024 - node1Pages}\n`,
+      "sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages": `${node1Pages}\n`,
+    };
+    return {
+      read: (p) => files[p],
+      list: (p) =>
+        p === "sys/kernel/mm/hugepages"
+          ? ["hugepages-2048kB"]
+          : p === "sys/devices/system/node"
+            ? ["node0", "node1", "possible"]
+            : undefined,
+    };
+  };
+  it("enough pages on the host but not on the bound node: refused", () => {
+    // 1 GiB needs 512 pages of 2 MiB; node 1 has 100 (the host 1024)
+    const v = checkDomain(text, readHostFacts(host(100)));
+    expect(v.problems.map((p) => p.message)).toEqual([
+      "host node 1 (strict numatune) has 100 huge pages of 2048 KiB (204800 KiB) but this domain needs 1048576 KiB of them",
+    ]);
+  });
+  it("enough on the bound node: fine", () => {
+    expect(checkDomain(text, readHostFacts(host(600))).valid).toBe(true);
+  });
+});
