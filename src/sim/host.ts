@@ -95,5 +95,6 @@ export class Host {
     this.mem.assertInvariants();
     for (const vm of this.vms) vm.assertInvariants();
     for (const mm of this.processes) mm.assertInvariants();
+    for (const cpu of this.cpus) cpu.tlb.assertInvariants();
   }
 }

@@ -12,7 +12,11 @@
  * within both. Defaults are Intel's Golden Cove (Alder Lake P-core, Sapphire Rapids) data-side
  * TLBs as the Intel 64 and IA-32 Architectures Optimization Reference Manual lists them: L1 dTLB
  * 96 x 4K (6-way), 32 x 2M (4-way), 8 x 1G (fully associative); STLB 2048 x 4K/2M (16-way)
- * and 1024 x 1G (8-way). Sizes are configuration: change them, don't trust them blindly.
+ * and 1024 x 1G (8-way) (transcribed from the manual's Golden Cove TLB table; check them against
+ * the edition you use). Sizes are configuration (TlbConfig).
+ *
+ * Invariants (assertInvariants): no set holds two valid entries with the same key and tag; an
+ * entry's frame is aligned to its page size.
  */
 import * as ns_paging from "../../x86/paging.js";
 
@@ -131,6 +135,21 @@ export class TlbArray {
     let n = 0;
     for (let i = 0; i < this.key.length; i++) if (this.key[i] !== -1) n++;
     return n;
+  }
+
+  assertInvariants(): void {
+    for (let set = 0; set < this.sets; set++) {
+      const seen = new Set<string>();
+      for (let i = set * this.ways; i < (set + 1) * this.ways; i++) {
+        if (this.key[i] === -1) continue;
+        const id = `${this.key[i]}/${this.tag[i]}`;
+        if (seen.has(id)) throw new Error(`TLB set ${set} holds ${id} twice`);
+        seen.add(id);
+        const level = this.key[i] % 4;
+        if (this.pfn[i] % LEVEL_PAGES[level] !== 0)
+          throw new Error(`TLB entry frame not aligned to level ${level}`);
+      }
+    }
   }
 }
 
@@ -269,6 +288,10 @@ export class Tlb {
   /** INVEPT single-context: combined mappings of this EPT */
   flushEpt(ept: number): number {
     return this.all(-1, -1, ept, false, -1);
+  }
+
+  assertInvariants(): void {
+    for (const a of [this.l1k4, this.l1m2, this.l1g1, this.stlb, this.stlbG1]) a.assertInvariants();
   }
 
   entries(): number {
