@@ -17,25 +17,25 @@
  * fill, no A/D updates, no exit handling; it stops at the first exit with STATUS_WOULD_EXIT.
  */
 import { pageSizeName } from "../../units/size.js";
-import * as ns_faults from "../../x86/faults.js";
-import * as ns_paging from "../../x86/paging.js";
+import * as faults from "../../x86/faults.js";
+import * as paging from "../../x86/paging.js";
 import type { FrameResolver } from "../../x86/walk.js";
-import * as ns_walk from "../../x86/walk.js";
+import * as walker from "../../x86/walk.js";
 import { WalkOut } from "../../x86/walk.js";
 import type { Host } from "../host.js";
 import type { TdpMmu } from "../kvm/tdp.js";
 import type { Vcpu } from "../kvm/vcpu.js";
 import type { Vm } from "../kvm/vm.js";
 import type { WalkRecord } from "../record.js";
-import * as ns_record from "../record.js";
+import * as record from "../record.js";
 import type { CostModel } from "./cost.js";
 import { PagingStructureCache } from "./pwc.js";
 import type { TlbConfig } from "./tlb.js";
-import * as ns_tlb from "./tlb.js";
+import * as tlbBits from "./tlb.js";
 import { Tlb } from "./tlb.js";
 
 // imported values copied once into module constants (bindings can be getters under tsx)
-const { HIT_L1, TLB_D, TLB_G, TLB_U, TLB_W, TLB_X } = ns_tlb;
+const { HIT_L1, TLB_D, TLB_G, TLB_U, TLB_W, TLB_X } = tlbBits;
 const {
   FAULT_GP,
   FAULT_PF,
@@ -54,9 +54,9 @@ const {
   TLB_HIT_L1,
   TLB_HIT_STLB,
   TLB_MISS,
-} = ns_record;
-const { DIM_GUEST, PERM_D, PERM_G, PERM_U, PERM_W, PERM_X, walk } = ns_walk;
-const { LEVEL_PAGES } = ns_paging;
+} = record;
+const { DIM_GUEST, PERM_D, PERM_G, PERM_U, PERM_W, PERM_X, walk } = walker;
+const { LEVEL_PAGES } = paging;
 const {
   EXIT_CR_ACCESS,
   EXIT_EPT_VIOLATION,
@@ -70,7 +70,7 @@ const {
   PF_I,
   PF_U,
   PF_W,
-} = ns_faults;
+} = faults;
 
 class PeekResolver implements FrameResolver {
   vm: Vm | null = null;

@@ -13,13 +13,13 @@
  * dimension) follow the split-cache organisation studied by Barr, Cox and Rixner, "Translation
  * Caching: Skip, Don't Walk (the Page Table)", ISCA 2010. Replacement is round robin.
  */
-import * as ns_paging from "../../x86/paging.js";
+import * as paging from "../../x86/paging.js";
 import type { WalkCache, WalkOut } from "../../x86/walk.js";
-import * as ns_walk from "../../x86/walk.js";
+import * as walker from "../../x86/walk.js";
 
 // imported values copied once into module constants (bindings can be getters under tsx)
-const { DIM_EPT } = ns_walk;
-const { LEVEL_PAGES } = ns_paging;
+const { DIM_EPT } = walker;
+const { LEVEL_PAGES } = paging;
 
 export interface PwcConfig {
   /** entries per level, index = level (2..5) */

@@ -18,10 +18,10 @@
  * Invariants (assertInvariants): no set holds two valid entries with the same key and tag; an
  * entry's frame is aligned to its page size.
  */
-import * as ns_paging from "../../x86/paging.js";
+import * as paging from "../../x86/paging.js";
 
 // imported values copied once into module constants (bindings can be getters under tsx)
-const { LEVEL_PAGES } = ns_paging;
+const { LEVEL_PAGES } = paging;
 
 export interface TlbGeometry {
   entries: number;
