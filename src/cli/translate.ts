@@ -26,6 +26,7 @@ interface RawOpts {
   ept: string;
   vpid: string;
   levels: string;
+  eptLevels?: string;
   guestPage: string;
   backing: string;
   pwc: string;
@@ -47,6 +48,12 @@ export function parseOptions(o: RawOpts): LabOptions {
     ept: choice("--ept", o.ept, ["on", "off"] as const) === "on",
     vpid: choice("--vpid", o.vpid, ["on", "off"] as const) === "on",
     levels: choice("--levels", o.levels, ["4", "5"] as const) === "5" ? 5 : 4,
+    eptLevels:
+      o.eptLevels === undefined
+        ? undefined
+        : choice("--ept-levels", o.eptLevels, ["4", "5"] as const) === "5"
+          ? 5
+          : 4,
     guestPage: page === "1G" ? GiB : page === "2M" ? 2 * MiB : 4096,
     backing: choice("--backing", o.backing, ["4K", "thp", "2M", "1G"] as const) as Backing,
     pwc: choice("--pwc", o.pwc, ["on", "off"] as const) === "on",
@@ -114,7 +121,7 @@ function describe(o: LabOptions): string {
   return [
     `EPT ${o.ept ? "on" : "off (shadow paging)"}`,
     `VPID ${o.vpid ? "on" : "off"}`,
-    `${o.levels}-level paging`,
+    `${o.levels}-level paging${o.ept && o.eptLevels && o.eptLevels !== o.levels ? `, ${o.eptLevels}-level EPT` : ""}`,
     `guest pages ${SIZE_OF[o.guestPage]}`,
     `backing ${backing}`,
     `PWC ${o.pwc ? "on" : "off"}`,
@@ -124,7 +131,7 @@ function describe(o: LabOptions): string {
 }
 
 /** The 2D walk grid: one row per guest level plus the final gpa, one column per EPT level. */
-export function drawGrid(a: AccessJson, levels: number): string[] {
+export function drawGrid(a: AccessJson, levels: number, eptLevels = levels): string[] {
   if (a.steps.length === 0) return [];
   const shadow = a.steps.every((s) => s.dimension === "shadow");
   const cell = new Map<string, number>();
@@ -135,7 +142,8 @@ export function drawGrid(a: AccessJson, levels: number): string[] {
   const names = ["gpa", "PT", "PD", "PDPT", "PML4", "PML5"];
   const cols: string[] = [];
   if (!shadow)
-    for (let l = levels; l >= 1; l--) cols.push(`E${["", "PT", "PD", "PDPT", "PML4", "PML5"][l]}`);
+    for (let l = eptLevels; l >= 1; l--)
+      cols.push(`E${["", "PT", "PD", "PDPT", "PML4", "PML5"][l]}`);
   cols.push(shadow ? "shadow" : "guest");
   const w = 7;
   const lines = [`${"".padEnd(8)}${cols.map((c) => c.padStart(w)).join("")}`];
@@ -146,7 +154,7 @@ export function drawGrid(a: AccessJson, levels: number): string[] {
     let line = (r === 0 ? "gpa" : names[r]).padEnd(8);
     let any = false;
     if (!shadow) {
-      for (let l = levels; l >= 1; l--) {
+      for (let l = eptLevels; l >= 1; l--) {
         const n = cell.get(`${r}:${l}`);
         if (n !== undefined) any = true;
         line += (n === undefined ? "." : String(n)).padStart(w);
@@ -208,7 +216,7 @@ function renderAccess(n: number, text: string, r: OpJson, o: LabOptions): string
         `  ${String(i + 1).padEnd(5)}${s.dimension.padEnd(7)}${s.table.padEnd(9)}${s.tableAddress.padEnd(20)}${String(s.index).padStart(4)}  ${s.entry.padEnd(19)} ${s.flags.join(" ")}`,
       );
     });
-    const grid = drawGrid(a, o.levels);
+    const grid = drawGrid(a, o.levels, o.eptLevels ?? o.levels);
     if (grid.length > 0) {
       lines.push(
         `  ${o.ept ? "2D walk" : "shadow walk"} (numbers: order of the memory references)`,
@@ -273,7 +281,8 @@ export function register(program: Command): void {
     .argument("<access...>", ACCEPTED)
     .option("--ept <on|off>", "EPT (off: shadow paging)", "on")
     .option("--vpid <on|off>", "VPID-tagged TLB entries", "on")
-    .option("--levels <4|5>", "paging levels (guest and EPT)", "4")
+    .option("--levels <4|5>", "paging levels (guest, and EPT unless --ept-levels)", "4")
+    .option("--ept-levels <4|5>", "EPT walk length (default: --levels)")
     .option("--guest-page <4K|2M|1G>", "guest page size", "4K")
     .option("--backing <4K|thp|2M|1G>", "host backing of guest RAM", "4K")
     .option("--pwc <on|off>", "paging-structure caches", "off")

@@ -63,6 +63,12 @@ const COUNTS: Array<[levels: 4 | 5, guest: number, backing: Backing, refs: numbe
   [5, G1, "1G", 15], // n = 3, m = 3
 ];
 
+/** Guest and EPT levels may differ: [guest levels, EPT levels, refs] with 4K pages and backing. */
+const MIXED: Array<[4 | 5, 4 | 5, number]> = [
+  [5, 4, 29], // LA57 guest over 4-level EPT: 5*4 + 5 + 4
+  [4, 5, 29], // 4-level guest over 5-level EPT: 4*5 + 4 + 5
+];
+
 describe("memory references of a cold 2D walk", () => {
   for (const [levels, guest, backing, refs] of COUNTS) {
     it(`${levels}-level, guest ${guest / 1024}K pages over ${backing}: ${refs}`, () => {
@@ -77,6 +83,15 @@ describe("memory references of a cold 2D walk", () => {
       // the TLB caches the smaller of the two page sizes
       const size = (s: string | null) => ({ "4K": 1, "2M": 2, "1G": 3 })[s ?? "4K"] ?? 0;
       expect(size(a.pageSize.tlb)).toBe(Math.min(size(a.pageSize.guest), size(a.pageSize.ept)));
+    });
+  }
+});
+
+describe("memory references with different guest and EPT levels", () => {
+  for (const [levels, eptLevels, refs] of MIXED) {
+    it(`${levels}-level guest over ${eptLevels}-level EPT: ${refs}`, () => {
+      const a = runAll(lab({ levels, eptLevels }), [read(USER)])[0].access!;
+      expect(a.memoryReferences).toEqual({ total: refs, guest: levels, ept: refs - levels });
     });
   }
 });

@@ -37,6 +37,8 @@ export interface LabOptions {
   ept: boolean;
   vpid: boolean;
   levels: 4 | 5;
+  /** EPT walk length (default: `levels`); a 5-level guest over 4-level EPT is common */
+  eptLevels?: 4 | 5;
   /** guest page size in bytes: 4096, 2 MiB or 1 GiB */
   guestPage: number;
   backing: Backing;
@@ -139,7 +141,13 @@ export class TranslateLab {
           })
         : mm.mmap(memory + pad, { kind: "anon", thp: backing === "thp", name: `${name}-ram` });
     const base = hva + (misalign ? 4096 : 0);
-    const vm = this.host.createVm(mm, { name, ept, vpid: o.vpid, guestLevels: o.levels });
+    const vm = this.host.createVm(mm, {
+      name,
+      ept,
+      vpid: o.vpid,
+      guestLevels: o.levels,
+      eptLevels: o.eptLevels,
+    });
     const flags = dirtyLog ? KVM_MEM_LOG_DIRTY_PAGES : 0;
     const low = Math.min(memory, 2 * GiB);
     vm.setUserMemoryRegion({
