@@ -10,10 +10,10 @@
  * whether a TLB flush is needed, as handle_changed_spte() in arch/x86/kvm/mmu/tdp_mmu.c and
  * mmu_spte_update() in mmu.c do (a present leaf losing presence, writability or its frame).
  *
- * Invariants (SpteStore.assertInvariants): every table page is KIND_KERNEL with bytes; the page
- * count matches the pages allocated minus freed.
+ * Invariants (checked by each MMU's assertInvariants): every table page is KIND_KERNEL with
+ * bytes; `pages` equals the table pages reachable from the roots.
  */
-import { FMT_EPT, type PagingMode } from "../../x86/paging.js";
+import type { PagingMode } from "../../x86/paging.js";
 import type { TableSpace } from "../../x86/tables.js";
 import type { WalkOut } from "../../x86/walk.js";
 import { KIND_KERNEL, type PhysMem } from "../memory.js";
@@ -119,15 +119,4 @@ export class SpteStore implements TableSpace {
     }
     return flush;
   }
-
-  isEpt(): boolean {
-    return this.mode.format === FMT_EPT;
-  }
-
-  assertInvariants(allocated: () => number): void {
-    if (allocated() !== this.pages)
-      throw new Error(`spte pages ${this.pages} != reachable ${allocated()}`);
-  }
 }
-
-export { KIND_KERNEL };
