@@ -286,7 +286,7 @@ export class TranslateLab {
         const o = this.other;
         cpu.enter(o.vcpu);
         cpu.access(o.vcpu, this.otherVpn, 0, ACCESS_READ, rec);
-        cpu.exit(o.vcpu, 1);
+        cpu.exit(o.vcpu, EXIT_EXTERNAL_INTERRUPT);
         cpu.enter(vcpu);
         return { ...base(), exits };
       }

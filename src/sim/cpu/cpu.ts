@@ -372,7 +372,7 @@ export class Cpu {
       rec.addExit(EXIT_INVLPG, 0, -1, 0);
       this.exit(vcpu, EXIT_INVLPG);
       mmu.invlpg(vcpu, vpn);
-      mmu.takeFlush();
+      if (mmu.takeFlush()) this.host.flushVm(vcpu.vm);
       rec.setOutcome(OUT_HANDLED);
       this.enter(vcpu);
       rec.cycles = this.costs.vmExitRoundTrip;
