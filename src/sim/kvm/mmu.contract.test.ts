@@ -62,15 +62,21 @@ const scriptArb = fc
   )
   .map((x) => x.flat());
 
-function contract(ept: boolean, backing: "4K" | "thp" | "2M") {
+function contract(
+  ept: boolean,
+  backing: "4K" | "thp" | "2M",
+  levels: 4 | 5 = 4,
+  pwc = true,
+  vpid = true,
+) {
   return (steps: Step[]) => {
     const lab = new TranslateLab({
       ept,
-      vpid: true,
-      levels: 4,
+      vpid,
+      levels,
       guestPage: 4096,
       backing,
-      pwc: true,
+      pwc,
       memory: 1024 * MiB,
     });
     const { os, vcpu, vm } = lab.main;
@@ -133,5 +139,8 @@ describe("MMU contract: EPT and shadow paging agree with the software reference"
         fc.assert(fc.property(scriptArb, contract(ept, backing)), { numRuns: 25 });
       });
     }
+    it(`${ept ? "EPT" : "shadow"}, 5-level paging, no paging-structure caches, no VPID`, () => {
+      fc.assert(fc.property(scriptArb, contract(ept, "thp", 5, false, false)), { numRuns: 15 });
+    });
   }
 });
