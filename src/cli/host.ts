@@ -10,12 +10,15 @@ import type { Command } from "commander";
 import { libvirtDomainReader } from "../inspect/domain-reader.js";
 import { DirProcFs } from "../inspect/fs-procfs.js";
 import { parseMeminfo } from "../inspect/parse.js";
-import type { ProcFs } from "../inspect/procfs.js";
+import { MapProcFs, type ProcFs } from "../inspect/procfs.js";
 import { buildHostReport } from "../inspect/report.js";
 import { type HostReport, hostReportJsonSchema } from "../inspect/schema.js";
+import { runScenario } from "../scenario/index.js";
+import { loadScenario } from "../scenario/load.js";
 import { KvmemError } from "../units/errors.js";
 import { renderChecks, renderHost } from "./host-render.js";
 import { action } from "./run.js";
+import { setOverrides } from "./sim.js";
 
 /** Open the tree to read: "/" or --root DIR (which must be a directory). */
 export function openRoot(root: string | undefined): ProcFs {
@@ -30,6 +33,17 @@ export function openRoot(root: string | undefined): ProcFs {
     });
   }
   return new DirProcFs(dir);
+}
+
+/** Run a scenario and expose its simulated host's /proc and /sys as a ProcFs. */
+export function simHost(file: string | undefined, sets: string[]): ProcFs {
+  const loaded = loadScenario(file, setOverrides(sets));
+  const result = runScenario(loaded);
+  return new MapProcFs(result.procfs, {
+    kind: "sim",
+    label: `scenario ${result.scenario}`,
+    kernelLog: result.kernelLog,
+  });
 }
 
 /** The whole report for a ProcFs, with the domain XML read by src/libvirt. */
@@ -56,17 +70,38 @@ export function register(program: Command): void {
     )
     .option("--json-schema", "print the report's JSON schema and exit")
     .action(
-      action((opts: { root?: string; check?: boolean; json?: boolean; jsonSchema?: boolean }) => {
-        if (opts.jsonSchema) {
-          process.stdout.write(`${JSON.stringify(hostReportJsonSchema(), null, 2)}\n`);
+      action(
+        (opts: {
+          root?: string;
+          sim?: string | boolean;
+          set: string[];
+          check?: boolean;
+          json?: boolean;
+          jsonSchema?: boolean;
+        }) => {
+          if (opts.jsonSchema) {
+            process.stdout.write(`${JSON.stringify(hostReportJsonSchema(), null, 2)}\n`);
+            return 0;
+          }
+          if (opts.sim !== undefined && opts.root !== undefined) {
+            throw new KvmemError({
+              code: "E_USAGE",
+              input: "--sim",
+              message: "--sim and --root both name a host",
+              hint: "give one of them",
+            });
+          }
+          const fs =
+            opts.sim !== undefined
+              ? simHost(typeof opts.sim === "string" ? opts.sim : undefined, opts.set)
+              : openRoot(opts.root);
+          const report = hostReport(fs);
+          if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+          else if (opts.check) process.stdout.write(renderChecks(report));
+          else process.stdout.write(renderHost(report));
+          if (opts.check && report.checks.some((c) => c.status === "FAIL")) return 1;
           return 0;
-        }
-        const report = hostReport(openRoot(opts.root));
-        if (opts.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-        else if (opts.check) process.stdout.write(renderChecks(report));
-        else process.stdout.write(renderHost(report));
-        if (opts.check && report.checks.some((c) => c.status === "FAIL")) return 1;
-        return 0;
-      }),
+        },
+      ),
     );
 }

@@ -121,6 +121,11 @@ export const WorkloadSchema = z.strictObject({
   /** trace: a lackey trace file, relative to the scenario */
   trace: z.string().optional(),
   instructions: z.boolean().default(false),
+  /**
+   * touch the whole footprint of every process once before measuring (the program initialised
+   * its memory), so the run measures the steady state rather than first-touch faults
+   */
+  warmup: z.boolean().default(true),
 });
 
 export const GuestSchema = z.strictObject({

@@ -1,0 +1,194 @@
+/** Text and HTML renderings of scenario results (tables within 100 columns, charts). */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import asciichart from "asciichart";
+import type { ScenarioResult } from "../scenario/summary.js";
+import { formatBytesHuman } from "../units/size.js";
+import { table } from "./text.js";
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+const num = (x: number, d = 1) => x.toFixed(d);
+
+export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boolean }): string {
+  const out: string[] = [];
+  const h = r.host;
+  out.push(
+    `kvmem sim: ${r.scenario} (seed ${r.seed}): ${formatBytesHuman(h.memoryBytes)} host, ${h.cpus} CPUs, ${h.ept ? "EPT" : "shadow paging"}, VPID ${h.vpid ? "on" : "off"}\n`,
+  );
+  out.push(`simulated ${num(h.simulatedMs, 2)} ms, ${h.accesses} accesses\n\n`);
+  const failed = r.vms.filter((v) => v.state === "failed");
+  for (const v of failed) out.push(`  ${v.name}: failed to start: ${v.error}\n`);
+  const ok = r.vms.filter((v) => v.state === "running");
+  out.push(
+    table(
+      ok.map((v) => [
+        v.name,
+        `${v.backing}/${v.guestPageSize}`,
+        String(v.accesses),
+        pct(v.tlb.l1HitRate),
+        pct(v.tlb.hitRate),
+        num(v.referencesPerWalk, 2),
+        num(v.cyclesPerAccess),
+        String(v.exitsTotal),
+        String(v.eptViolations),
+        v.mmu === "shadow" ? `${v.kvmTablePages} shadow` : `${v.kvmTablePages} EPT`,
+        formatBytesHuman(v.rssBytes),
+      ]),
+      {
+        header: [
+          "vm",
+          "host/guest page",
+          "accesses",
+          "L1 hit",
+          "TLB hit",
+          "refs/walk",
+          "cyc/acc",
+          "exits",
+          "EPT viol",
+          "KVM tables",
+          "RSS",
+        ],
+      },
+    ),
+  );
+  out.push(
+    `  host: TLB hit ${pct(h.tlbHitRate)}, ${num(h.referencesPerWalk, 2)} refs/walk, ${num(h.cyclesPerAccess)} cycles/access, ${h.exitsTotal} exits, ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
+  );
+  out.push("\n  exits by reason\n");
+  out.push(
+    table(
+      ok.map((v) => [
+        v.name,
+        Object.entries(v.exits)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ") || "none",
+      ]),
+    ),
+  );
+  const shadow = ok.filter((v) => v.shadowTablesPerProcess);
+  if (shadow.length) {
+    out.push("\n  shadow page tables per guest address space (one EPT table = N shadow tables)\n");
+    out.push(
+      table(
+        shadow.map((v) => [
+          v.name,
+          Object.entries(v.shadowTablesPerProcess ?? {})
+            .map(([p, n]) => `${p}: ${n}`)
+            .join(", "),
+        ]),
+      ),
+    );
+  }
+  if (opts.chart && r.series.length > 2) {
+    out.push("\n  cycles per access over the run (cumulative), one line per VM\n");
+    const series = ok.map((v) =>
+      r.series.map((s) => s.vms.find((x) => x.name === v.name)?.cyclesPerAccess ?? 0),
+    );
+    const colors = [
+      asciichart.blue,
+      asciichart.green,
+      asciichart.red,
+      asciichart.yellow,
+      asciichart.magenta,
+      asciichart.cyan,
+    ];
+    out.push(
+      `${asciichart.plot(
+        series.map((s) => downsample(s, 70)),
+        {
+          height: 10,
+          colors: opts.color ? colors.slice(0, series.length) : undefined,
+          format: (x: number) => x.toFixed(0).padStart(7),
+        },
+      )}\n`,
+    );
+    if (opts.color)
+      out.push(
+        `  ${ok.map((v, i) => `${["blue", "green", "red", "yellow", "magenta", "cyan"][i % 6]}: ${v.name}`).join("  ")}\n`,
+      );
+    else out.push(`  lines: ${ok.map((v) => v.name).join(", ")} (colours on a terminal)\n`);
+  }
+  return out.join("");
+}
+
+function downsample(xs: number[], n: number): number[] {
+  if (xs.length <= n) return xs;
+  return Array.from({ length: n }, (_, i) => xs[Math.floor((i * (xs.length - 1)) / (n - 1))]);
+}
+
+/** The time series as CSV: one row per sample and VM. */
+export function seriesCsv(r: ScenarioResult): string {
+  const rows = [
+    "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits",
+  ];
+  for (const s of r.series) {
+    for (const v of s.vms)
+      rows.push(
+        [
+          s.t.toFixed(4),
+          s.accesses,
+          s.hostFree,
+          v.name,
+          v.rss,
+          v.accesses,
+          v.cyclesPerAccess.toFixed(3),
+          v.tlbHitRate.toFixed(5),
+          v.exits,
+        ].join(","),
+      );
+  }
+  return `${rows.join("\n")}\n`;
+}
+
+const esc = (s: string) => s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+
+/** A self-contained HTML report: tables and uPlot charts (uPlot's JS and CSS inlined). */
+export function htmlReport(r: ScenarioResult, text: string): string {
+  const req = createRequire(import.meta.url);
+  const js = readFileSync(req.resolve("uplot/dist/uPlot.iife.min.js"), "utf8");
+  const css = readFileSync(req.resolve("uplot/dist/uPlot.min.css"), "utf8");
+  const names = r.vms.filter((v) => v.state === "running").map((v) => v.name);
+  const t = r.series.map((s) => s.t);
+  const pick = (f: (v: ScenarioResult["series"][number]["vms"][number]) => number) =>
+    names.map((n) =>
+      r.series.map((s) => {
+        const v = s.vms.find((x) => x.name === n);
+        return v ? f(v) : null;
+      }),
+    );
+  const charts = [
+    {
+      title: "Resident memory per VM (MiB)",
+      data: pick((v) => v.rss / 1048576),
+      extra: [{ label: "host free", data: r.series.map((s) => s.hostFree / 1048576) }],
+    },
+    { title: "Cycles per access (cumulative)", data: pick((v) => v.cyclesPerAccess), extra: [] },
+    { title: "TLB hit rate (cumulative)", data: pick((v) => v.tlbHitRate), extra: [] },
+    { title: "VM exits (cumulative)", data: pick((v) => v.exits), extra: [] },
+  ];
+  const payload = JSON.stringify({ t, names, charts });
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>kvmem sim: ${esc(r.scenario)}</title>
+<style>${css}
+body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}
+.chart{margin:1.5em 0}</style></head><body>
+<h1>kvmem sim: ${esc(r.scenario)}</h1>
+<p>seed ${r.seed}; simulated ${r.host.simulatedMs.toFixed(2)} ms; ${r.host.accesses} accesses. Generated by kvmem.</p>
+<div id="charts"></div>
+<h2>Results</h2><pre>${esc(text)}</pre>
+<h2>Simulated /proc/meminfo</h2><pre>${esc(r.procfs["/proc/meminfo"] ?? "")}</pre>
+<script>${js}</script>
+<script>
+const D = ${payload};
+const colors = ["#1f77b4","#2ca02c","#d62728","#ff7f0e","#9467bd","#17becf","#8c564b","#e377c2"];
+for (const c of D.charts) {
+  const div = document.createElement("div"); div.className = "chart";
+  document.getElementById("charts").appendChild(div);
+  const series = [{ label: "ms" }, ...D.names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 2 })),
+    ...c.extra.map((e) => ({ label: e.label, stroke: "#999", dash: [4, 4] }))];
+  new uPlot({ title: c.title, width: 1000, height: 260, series, scales: { x: { time: false } } },
+    [D.t, ...c.data, ...c.extra.map((e) => e.data)], div);
+}
+</script></body></html>
+`;
+}

@@ -1,0 +1,256 @@
+/**
+ * Build a simulated host from a scenario: the Host (frames, CPUs, TLB geometry, hugetlbfs pools
+ * from vm.nr_hugepages), one VMM process per VM with guest RAM mapped as the domain's backing
+ * says, memslots laid out as QEMU's q35 machine does (RAM above 2 GiB moves to 4 GiB, the PCI
+ * hole below 4 GiB is MMIO), the VM with EPT or shadow paging and VPID on or off, one vCPU, a
+ * guest OS with one process per workload process, and the workload.
+ * Backing: the scenario's `backing`, else the domain's <hugepages> page size, else anonymous
+ * memory that THP may back unless THP is `never` (QEMU madvises guest RAM MADV_HUGEPAGE,
+ * qemu_ram_alloc -> qemu_madvise(QEMU_MADV_HUGEPAGE)). A VM whose hugepage backing cannot be
+ * satisfied fails to start with QEMU's error and the scenario goes on without it.
+ * Pure: no Node APIs (the lab runs this in a browser worker).
+ */
+import type { Domain } from "../libvirt/model.js";
+import { parseDomain } from "../libvirt/parse.js";
+import type { Cpu } from "../sim/cpu/cpu.js";
+import type { TlbConfig } from "../sim/cpu/tlb.js";
+import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
+import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
+import { Host } from "../sim/host.js";
+import type { Vcpu } from "../sim/kvm/vcpu.js";
+import type { Vm } from "../sim/kvm/vm.js";
+import type { Mm } from "../sim/mm.js";
+import { GiB, MiB } from "../units/size.js";
+import type { Workload } from "../workload/batch.js";
+import { parseLackey, TraceWorkload } from "../workload/lackey.js";
+import { SyntheticWorkload } from "../workload/patterns.js";
+import { Prng } from "../workload/prng.js";
+import type { Scenario, VmEntry, WorkloadConfig } from "./schema.js";
+
+export type Backing = "4K" | "thp" | "2M" | "1G";
+
+export interface SimVm {
+  name: string;
+  index: number;
+  domain: Domain;
+  domainFile: string;
+  xml: string;
+  backing: Backing;
+  /** guest RAM in bytes */
+  memory: number;
+  state: "running" | "failed";
+  error: string | null;
+  workloadConfig: WorkloadConfig;
+  /** the rest only when running */
+  vm: Vm | null;
+  vcpu: Vcpu | null;
+  os: GuestOs | null;
+  mm: Mm | null;
+  cpu: Cpu | null;
+  workload: Workload | null;
+  procs: GuestProcess[];
+  /** guest page level for data (1 = 4K, 2 = 2M, 3 = 1G) */
+  guestLevel: number;
+}
+
+export interface BuiltHost {
+  scenario: Scenario;
+  host: Host;
+  vms: SimVm[];
+  /** hugetlb pages reserved per size (bytes -> count) */
+  reserved: Map<number, number>;
+}
+
+export interface ScenarioInput {
+  scenario: Scenario;
+  domains: Map<string, { xml: string; file: string }>;
+  traces: Map<string, string>;
+}
+
+function tlbConfig(s: Scenario): TlbConfig {
+  const t = s.host.cpu.tlb;
+  if (!t) return GOLDEN_COVE_TLB;
+  return {
+    ...GOLDEN_COVE_TLB,
+    ...(t.l1d4k ? { l1d4k: t.l1d4k } : {}),
+    ...(t.l1d2m ? { l1d2m: t.l1d2m } : {}),
+    ...(t.l1d1g ? { l1d1g: t.l1d1g } : {}),
+    ...(t.stlb ? { stlb: t.stlb } : {}),
+  } as TlbConfig;
+}
+
+function backingOf(entry: VmEntry, d: Domain, s: Scenario): Backing {
+  if (entry.backing) return entry.backing;
+  const pages = d.memoryBacking.hugepages;
+  if (pages && pages.length > 0) {
+    const size = pages.find((p) => p.nodeset === undefined)?.sizeKiB ?? pages[0].sizeKiB ?? 2048;
+    return size === 1048576 ? "1G" : "2M";
+  }
+  return s.host.kernel.thp === "never" ? "4K" : "thp";
+}
+
+export function workloadConfig(s: Scenario, entry: VmEntry): WorkloadConfig {
+  return typeof entry.workload === "string" ? s.workloads[entry.workload] : entry.workload;
+}
+
+export function makeWorkload(
+  w: WorkloadConfig,
+  seed: number,
+  traces: Map<string, string>,
+): Workload {
+  if (w.pattern === "trace") {
+    const text = traces.get(w.trace ?? "") ?? "";
+    return new TraceWorkload(parseLackey(text, w.trace), w.accesses, w.instructions);
+  }
+  return new SyntheticWorkload({ ...w, pattern: w.pattern, seed });
+}
+
+export function buildHost(input: ScenarioInput): BuiltHost {
+  const s = input.scenario;
+  const host = new Host({
+    memory: s.host.memory,
+    cpus: s.host.cpus,
+    tlb: tlbConfig(s),
+    pwc: s.host.cpu.pwc,
+  });
+  const reserved = new Map<number, number>();
+  reserved.set(2 * MiB, host.reserveHugePages(2097152, s.host.kernel.hugepages["2M"]));
+  reserved.set(GiB, host.reserveHugePages(1073741824, s.host.kernel.hugepages["1G"]));
+  const rng = new Prng(s.seed);
+  const vms: SimVm[] = [];
+  s.vms.forEach((entry, index) => {
+    const src = input.domains.get(entry.name) ?? { xml: entry.xml ?? "", file: entry.name };
+    const { domain } = parseDomain(src.xml, src.file);
+    const devicesKiB = domain.memoryDevices.reduce((a, m) => a + m.sizeKiB, 0);
+    const memory = Math.max(
+      64 * MiB,
+      Math.ceil(((domain.memoryKiB - devicesKiB) * 1024) / (2 * MiB)) * 2 * MiB,
+    );
+    const w = workloadConfig(s, entry);
+    const sv: SimVm = {
+      name: entry.name,
+      index,
+      domain,
+      domainFile: src.file,
+      xml: src.xml,
+      backing: backingOf(entry, domain, s),
+      memory,
+      state: "running",
+      error: null,
+      workloadConfig: w,
+      vm: null,
+      vcpu: null,
+      os: null,
+      mm: null,
+      cpu: null,
+      workload: null,
+      procs: [],
+      guestLevel: entry.guest.pageSize === "1G" ? 3 : entry.guest.pageSize === "2M" ? 2 : 1,
+    };
+    startVm(host, s, sv, vms, entry, rng.fork(index), input.traces);
+    vms.push(sv);
+  });
+  return { scenario: s, host, vms, reserved };
+}
+
+/** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */
+export const QEMU_HUGEPAGE_ERROR =
+  "qemu-system-x86_64: unable to map backing store for guest RAM: Cannot allocate memory";
+
+function startVm(
+  host: Host,
+  s: Scenario,
+  sv: SimVm,
+  vms: readonly SimVm[],
+  entry: VmEntry,
+  rng: Prng,
+  traces: Map<string, string>,
+): void {
+  const memory = sv.memory;
+  if (sv.backing === "2M" || sv.backing === "1G") {
+    const size = sv.backing === "1G" ? GiB : 2 * MiB;
+    if (sv.backing === "1G" && memory % GiB !== 0) sv.memory = Math.ceil(memory / GiB) * GiB;
+    const pool = host.pools.get(size);
+    const needed = sv.memory / size;
+    // QEMU preallocates hugetlbfs guest RAM only with <allocation mode='immediate'/>; the kernel
+    // still reserves the pages at mmap time (hugetlb_reserve_pages), so a short pool fails here
+    const committed = hugeReserved(vms, size);
+    if (!pool || pool.free.length - committed < needed) {
+      sv.state = "failed";
+      sv.error = `${QEMU_HUGEPAGE_ERROR} (needs ${needed} x ${sv.backing} pages, ${Math.max(0, (pool?.free.length ?? 0) - committed)} free)`;
+      return;
+    }
+  }
+  const name = sv.name;
+  const mm = host.createProcess(`qemu-system-x86_64 (${name})`);
+  const hva =
+    sv.backing === "2M" || sv.backing === "1G"
+      ? mm.mmap(sv.memory, {
+          kind: "hugetlb",
+          pageSize: sv.backing === "1G" ? GiB : 2 * MiB,
+          name: `/dev/hugepages${sv.backing === "1G" ? "1G" : ""}/libvirt/qemu/${name}`,
+        })
+      : mm.mmap(sv.memory, { kind: "anon", thp: sv.backing === "thp", name: `${name}-ram` });
+  const levels = entry.guest.levels ?? (s.host.cpu.la57 ? 5 : 4);
+  const vm = host.createVm(mm, {
+    name,
+    ept: s.host.cpu.ept,
+    vpid: s.host.cpu.vpid,
+    guestLevels: levels,
+  });
+  const low = Math.min(sv.memory, 2 * GiB);
+  vm.setUserMemoryRegion({
+    slot: 0,
+    flags: 0,
+    guestPhysAddr: 0,
+    memorySize: low,
+    userspaceAddr: hva,
+  });
+  const ranges: Array<[number, number]> = [[0, low / 4096]];
+  if (sv.memory > low) {
+    vm.setUserMemoryRegion({
+      slot: 1,
+      flags: 0,
+      guestPhysAddr: 4 * GiB,
+      memorySize: sv.memory - low,
+      userspaceAddr: hva + low,
+    });
+    ranges.push([(4 * GiB) / 4096, (sv.memory - low) / 4096]);
+  }
+  const vcpu = vm.addVcpu();
+  // guest zones (bump allocators, so each stays below the PCI hole at 2 GiB): page tables
+  // 1/64 of RAM (at least 8 MiB); then the data zone of the guest's page size takes the rest of
+  // the low 2 GiB (1G pages come from RAM above 4 GiB too)
+  const lowMiB = low / MiB;
+  const tableEndMiB = Math.max(8, Math.ceil(sv.memory / MiB / 64));
+  const end4KMiB = sv.guestLevel === 1 ? lowMiB : tableEndMiB + 8;
+  const end2MMiB = sv.guestLevel === 2 ? lowMiB : end4KMiB;
+  const os = new GuestOs(vm, { ranges, zones: { tableEndMiB, end4KMiB, end2MMiB } });
+  const workload = makeWorkload(sv.workloadConfig, rng.u32(), traces);
+  const procs: GuestProcess[] = [];
+  for (let p = 0; p < workload.processes; p++)
+    procs.push(os.process(`${sv.workloadConfig.pattern}-${p}`));
+  const cpu = host.cpus[sv.index % host.cpus.length];
+  vcpu.user = true;
+  sv.vm = vm;
+  sv.vcpu = vcpu;
+  sv.os = os;
+  sv.mm = mm;
+  sv.cpu = cpu;
+  sv.workload = workload;
+  sv.procs = procs;
+}
+
+/**
+ * HugePages_Rsvd of a size: pages promised to started hugepage VMs at mmap time
+ * (hugetlb_reserve_pages) and not yet faulted in (Documentation/admin-guide/mm/hugetlbpage.rst).
+ */
+export function hugeReserved(vms: readonly SimVm[], size: number): number {
+  let r = 0;
+  for (const v of vms) {
+    if (v.state !== "running" || !v.mm) continue;
+    if ((v.backing === "1G" ? GiB : v.backing === "2M" ? 2 * MiB : 0) !== size) continue;
+    r += v.memory / size - v.mm.rss / (size / 4096);
+  }
+  return r;
+}

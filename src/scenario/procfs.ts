@@ -1,0 +1,211 @@
+/**
+ * The simulated host's /proc and /sys, as text in the kernel's formats, so `kvmem host --sim`
+ * reads it through the same parsers and rules as a real host. Formats: fs/proc/meminfo.c
+ * (show_val_kb: "%-16s%8lu kB"; hugetlb_report_meminfo: "HugePages_Total:   %5lu"),
+ * arch/x86/kernel/cpu/proc.c, mm/swapfile.c swap_show, mm/hugetlb.c and drivers/base/node.c
+ * sysfs, mm/huge_memory.c (THP selectors), mm/ksm.c sysfs, fs/proc_namespace.c (mounts),
+ * mm/mm_init.c mem_init_print_info (the boot "Memory:" line).
+ * What is modelled: frames by owner (free, kernel/KVM tables, anonymous, THP, hugetlb); no page
+ * cache, slab or kernel image, so MemAvailable = MemFree and Cached = 0 (docs/model.md).
+ * Pure: no Node APIs.
+ */
+import { KIND_ANON, KIND_KERNEL, KIND_THP } from "../sim/memory.js";
+import { GiB, MiB } from "../units/size.js";
+import { type BuiltHost, hugeReserved } from "./build.js";
+
+const kb = (label: string, kib: number) =>
+  `${`${label}:`.padEnd(16)}${String(Math.round(kib)).padStart(8)} kB\n`;
+
+/** Rewrite the domain's <name> to the scenario's VM name (a domain file may serve several VMs). */
+export function renameDomain(xml: string, name: string): string {
+  return /<name>[^<]*<\/name>/.test(xml)
+    ? xml.replace(/<name>[^<]*<\/name>/, `<name>${name}</name>`)
+    : xml;
+}
+
+export function simProcfs(b: BuiltHost): Record<string, string> {
+  const s = b.scenario;
+  const mem = b.host.mem;
+  const f: Record<string, string> = {};
+  const totalKiB = mem.nframes * 4;
+  const freeKiB = mem.freeFrames * 4;
+  const kernelKiB = mem.countKind(KIND_KERNEL) * 4;
+  const anonKiB = mem.countKind(KIND_ANON) * 4;
+  const thpKiB = mem.countKind(KIND_THP) * 4;
+  let secKiB = 0;
+  for (const v of b.vms) if (v.vm) secKiB += v.vm.mmu.tablePages() * 4;
+  const pool2 = b.host.pools.get(2 * MiB);
+  const pool1 = b.host.pools.get(GiB);
+  const hugeKiB = (pool2?.total ?? 0) * 2048 + (pool1?.total ?? 0) * 1048576;
+  const swapKiB = s.host.memory > 0 ? s.host.swap / 1024 : 0;
+  const committedKiB = b.vms
+    .filter((v) => v.state === "running" && (v.backing === "4K" || v.backing === "thp"))
+    .reduce((a, v) => a + v.memory / 1024, 0);
+  const ratio = 50;
+  const commitLimit = ((totalKiB - hugeKiB) * ratio) / 100 + swapKiB;
+  const resv2 = hugeReserved(b.vms, 2 * MiB);
+  f["/proc/meminfo"] =
+    kb("MemTotal", totalKiB) +
+    kb("MemFree", freeKiB) +
+    kb("MemAvailable", freeKiB) +
+    kb("Buffers", 0) +
+    kb("Cached", 0) +
+    kb("SwapCached", 0) +
+    kb("Active", anonKiB + thpKiB) +
+    kb("Inactive", 0) +
+    kb("Active(anon)", anonKiB + thpKiB) +
+    kb("Inactive(anon)", 0) +
+    kb("Active(file)", 0) +
+    kb("Inactive(file)", 0) +
+    kb("Unevictable", 0) +
+    kb("Mlocked", 0) +
+    kb("SwapTotal", swapKiB) +
+    kb("SwapFree", swapKiB) +
+    kb("Zswap", 0) +
+    kb("Zswapped", 0) +
+    kb("Dirty", 0) +
+    kb("Writeback", 0) +
+    kb("AnonPages", anonKiB + thpKiB) +
+    kb("Mapped", 0) +
+    kb("Shmem", 0) +
+    kb("KReclaimable", 0) +
+    kb("Slab", 0) +
+    kb("SReclaimable", 0) +
+    kb("SUnreclaim", 0) +
+    kb("KernelStack", 0) +
+    kb("PageTables", kernelKiB - secKiB) +
+    kb("SecPageTables", secKiB) +
+    kb("NFS_Unstable", 0) +
+    kb("Bounce", 0) +
+    kb("WritebackTmp", 0) +
+    kb("CommitLimit", commitLimit) +
+    kb("Committed_AS", committedKiB) +
+    kb("VmallocTotal", 34359738367) +
+    kb("VmallocUsed", 0) +
+    kb("VmallocChunk", 0) +
+    kb("Percpu", 0) +
+    kb("HardwareCorrupted", 0) +
+    kb("AnonHugePages", thpKiB) +
+    kb("ShmemHugePages", 0) +
+    kb("ShmemPmdMapped", 0) +
+    kb("FileHugePages", 0) +
+    kb("FilePmdMapped", 0) +
+    `HugePages_Total:   ${String(pool2?.total ?? 0).padStart(5)}\n` +
+    `HugePages_Free:    ${String(pool2?.free.length ?? 0).padStart(5)}\n` +
+    `HugePages_Rsvd:    ${String(resv2).padStart(5)}\n` +
+    `HugePages_Surp:    ${String(0).padStart(5)}\n` +
+    `Hugepagesize:   ${String(2048).padStart(8)} kB\n` +
+    kb("Hugetlb", hugeKiB) +
+    kb("DirectMap4k", 0) +
+    kb("DirectMap2M", 0) +
+    kb("DirectMap1G", totalKiB);
+
+  const intel = s.host.cpu.vendor === "intel";
+  const flags = [
+    "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx pdpe1gb rdtscp lm constant_tsc",
+    intel ? "vmx" : "svm",
+    "pcid sse4_1 sse4_2 x2apic popcnt xsave avx",
+    s.host.cpu.la57 ? "la57" : "",
+    intel ? "ept vpid ept_ad flexpriority tpr_shadow vnmi" : "npt nrip_save",
+  ]
+    .filter(Boolean)
+    .join(" ");
+  const cpuBlock = (i: number) =>
+    `processor\t: ${i}\nvendor_id\t: ${intel ? "GenuineIntel" : "AuthenticAMD"}\nmodel name\t: kvmem simulated ${intel ? "Intel" : "AMD"} CPU\nflags\t\t: ${flags}\n${intel ? "vmx flags\t: vnmi preemption_timer invvpid ept_x_only ept_ad ept_1gb flexpriority tsc_offset vtpr mtf vapic ept vpid unrestricted_guest\n" : ""}\n`;
+  f["/proc/cpuinfo"] = Array.from({ length: s.host.cpus }, (_, i) => cpuBlock(i)).join("");
+  f["/dev/kvm"] = "";
+  const mod = intel ? "kvm_intel" : "kvm_amd";
+  if (intel) {
+    f[`/sys/module/${mod}/parameters/ept`] = s.host.cpu.ept ? "Y\n" : "N\n";
+    f[`/sys/module/${mod}/parameters/vpid`] = s.host.cpu.vpid ? "Y\n" : "N\n";
+    f[`/sys/module/${mod}/parameters/eptad`] = "Y\n";
+    f[`/sys/module/${mod}/parameters/nested`] = "N\n";
+  } else {
+    f[`/sys/module/${mod}/parameters/npt`] = s.host.cpu.ept ? "1\n" : "0\n";
+    f[`/sys/module/${mod}/parameters/nested`] = "0\n";
+  }
+  f["/sys/module/kvm/parameters/tdp_mmu"] = "Y\n";
+  f["/sys/module/kvm/parameters/nx_huge_pages"] = "N\n";
+
+  f["/proc/swaps"] =
+    `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${swapKiB > 0 ? `/swapfile${" ".repeat(31)}file\t\t${swapKiB}\t\t0\t\t-2\n` : ""}`;
+  const sysctl: Record<string, number> = {
+    swappiness: s.host.kernel.swappiness,
+    nr_hugepages: pool2?.total ?? 0,
+    nr_overcommit_hugepages: 0,
+    overcommit_memory: 0,
+    overcommit_ratio: ratio,
+    min_free_kbytes: Math.round(Math.min(262144, Math.max(128, Math.sqrt(totalKiB * 16)))),
+  };
+  for (const [k, v] of Object.entries(sysctl)) f[`/proc/sys/vm/${k}`] = `${v}\n`;
+  const pools: Array<[number, typeof pool2, number]> = [
+    [2048, pool2, resv2],
+    [1048576, pool1, hugeReserved(b.vms, GiB)],
+  ];
+  for (const [sizeKiB, pool, resv] of pools) {
+    const d = `/sys/kernel/mm/hugepages/hugepages-${sizeKiB}kB`;
+    const nd = `/sys/devices/system/node/node0/hugepages/hugepages-${sizeKiB}kB`;
+    f[`${d}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
+    f[`${d}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
+    f[`${d}/resv_hugepages`] = `${resv}\n`;
+    f[`${d}/surplus_hugepages`] = "0\n";
+    f[`${d}/nr_overcommit_hugepages`] = "0\n";
+    f[`${nd}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
+    f[`${nd}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
+    f[`${nd}/surplus_hugepages`] = "0\n";
+  }
+  f["/sys/devices/system/node/node0/cpulist"] = `0-${s.host.cpus - 1}\n`;
+  const sel = (choices: string[], cur: string) =>
+    `${choices.map((c) => (c === cur ? `[${c}]` : c)).join(" ")}\n`;
+  f["/sys/kernel/mm/transparent_hugepage/enabled"] = sel(
+    ["always", "madvise", "never"],
+    s.host.kernel.thp,
+  );
+  f["/sys/kernel/mm/transparent_hugepage/defrag"] = sel(
+    ["always", "defer", "defer+madvise", "madvise", "never"],
+    "madvise",
+  );
+  const k = s.host.kernel.ksm;
+  const ksm: Record<string, number> = {
+    run: k.run,
+    pages_to_scan: k.pages_to_scan,
+    sleep_millisecs: k.sleep_millisecs,
+    max_page_sharing: k.max_page_sharing,
+    merge_across_nodes: k.merge_across_nodes,
+    use_zero_pages: k.use_zero_pages,
+    smart_scan: k.smart_scan,
+    pages_shared: 0,
+    pages_sharing: 0,
+    pages_unshared: 0,
+    pages_volatile: 0,
+    pages_scanned: 0,
+    pages_skipped: 0,
+    full_scans: 0,
+    stable_node_chains: 0,
+    stable_node_dups: 0,
+    ksm_zero_pages: 0,
+    general_profit: 0,
+  };
+  for (const [name, v] of Object.entries(ksm)) f[`/sys/kernel/mm/ksm/${name}`] = `${v}\n`;
+  const mounts = [
+    "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",
+    "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",
+  ];
+  if ((pool2?.total ?? 0) > 0)
+    mounts.push("hugetlbfs /dev/hugepages hugetlbfs rw,relatime,pagesize=2M 0 0");
+  if ((pool1?.total ?? 0) > 0)
+    mounts.push("hugetlbfs /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M 0 0");
+  f["/proc/mounts"] = `${mounts.join("\n")}\n`;
+  for (const v of b.vms) {
+    const xml = renameDomain(v.xml, v.name);
+    f[`/etc/libvirt/qemu/${v.name}.xml`] = xml;
+    if (v.state === "running") f[`/run/libvirt/qemu/${v.name}.xml`] = xml;
+  }
+  return f;
+}
+
+/** The boot "Memory:" line for the simulated host's kernel log. */
+export function simKernelLog(b: BuiltHost): string {
+  const totalKiB = b.host.mem.nframes * 4;
+  return `[    0.000000] Linux version 6.12.0-kvmem (simulated)\n[    0.052000] Memory: ${totalKiB}K/${totalKiB}K available (0K kernel code, 0K rwdata, 0K rodata, 0K init, 0K bss, 0K reserved, 0K cma-reserved)\n`;
+}

@@ -1,0 +1,330 @@
+/**
+ * The run loop: VMs' workloads on the host's physical CPUs, in simulated time.
+ *
+ * How it works: each VM has one vCPU pinned to physical CPU (index mod cpus). A CPU time-slices
+ * the vCPUs pinned to it in quanta of QUANTUM events (the Linux scheduler's slices, much
+ * shortened): descheduling a vCPU is a VM exit (EXTERNAL_INTERRUPT, the host timer), and the next
+ * vCPU's VM entry flushes the TLB when VPID is off. The loop always advances the CPU with the
+ * smallest clock, so CPUs progress together and the result is deterministic. Each event is a
+ * guest access (Cpu.access: TLB, 2D or shadow walk, EPT violations and shadow faults handled by
+ * KVM), a guest context switch (MOV CR3 with PCID, a CR_ACCESS exit under shadow paging), or an
+ * I/O exit. A guest #PF on a not-present page is the guest kernel's demand paging: it maps a
+ * fresh page of the guest's page size and the access is retried. Guest timer interrupts exit at
+ * `timerHz` of simulated time. Samples of every counter are taken at evenly spaced accesses.
+ * Pure: no Node APIs.
+ */
+
+import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
+import {
+  ACC_EXEC,
+  ACC_READ,
+  ACC_WRITE,
+  EV_EXIT,
+  EV_SWITCH,
+  EventBatch,
+} from "../workload/batch.js";
+import {
+  ACCESS_EXEC,
+  ACCESS_READ,
+  ACCESS_WRITE,
+  EXIT_EXTERNAL_INTERRUPT,
+  EXIT_REASON_COUNT,
+  PF_P,
+} from "../x86/faults.js";
+import { LEVEL_PAGES } from "../x86/paging.js";
+import type { BuiltHost, SimVm } from "./build.js";
+
+/** VMX basic exit reason 30 (SDM vol. 3D appendix C): an I/O instruction. */
+export const EXIT_IO_INSTRUCTION = 30;
+const QUANTUM = 2048;
+/** guest kernel work for a demand-paging fault (do_anonymous_page + zeroing 4 KiB), cycles */
+export const GUEST_FAULT_CYCLES = [0, 2500, 60000, 0];
+
+/** per-VM counters, by index into a Float64Array (no objects on the hot path) */
+export const C = {
+  accesses: 0,
+  reads: 1,
+  writes: 2,
+  execs: 3,
+  tlbL1: 4,
+  tlbStlb: 5,
+  tlbMiss: 6,
+  guestRefs: 7,
+  eptRefs: 8,
+  abortedRefs: 9,
+  cycles: 10,
+  guestFaults: 11,
+  switches: 12,
+  ioExits: 13,
+  timerExits: 14,
+  preemptions: 15,
+  walks: 16,
+  accessCycles: 17,
+} as const;
+const NC = 18;
+
+export interface Sample {
+  /** simulated milliseconds */
+  t: number;
+  accesses: number;
+  vms: Array<{
+    name: string;
+    rss: number;
+    accesses: number;
+    cyclesPerAccess: number;
+    tlbHitRate: number;
+    exits: number;
+  }>;
+  hostFree: number;
+}
+
+export interface VmRunState {
+  sv: SimVm;
+  counters: Float64Array;
+  batch: EventBatch;
+  pos: number;
+  done: boolean;
+  proc: number;
+  nextTimer: number;
+  /** exit counts when the measured run began (after warm-up) */
+  exitBase: Float64Array;
+}
+
+export class ScenarioRun {
+  readonly states: VmRunState[];
+  /** cycles per physical CPU */
+  readonly clock: Float64Array;
+  readonly samples: Sample[] = [];
+  private readonly rec = new WalkRecord();
+  private readonly perCpu: VmRunState[][];
+  private readonly rr: Int32Array;
+  private readonly totalAccesses: number;
+  private doneAccesses = 0;
+  private nextSample = 0;
+  private readonly sampleEvery: number;
+  private readonly hz: number;
+
+  constructor(readonly built: BuiltHost) {
+    const s = built.scenario;
+    this.hz = s.host.cpu.ghz * 1e9;
+    this.clock = new Float64Array(built.host.cpus.length);
+    this.states = built.vms
+      .filter((v) => v.state === "running")
+      .map((sv) => ({
+        sv,
+        counters: new Float64Array(NC),
+        batch: new EventBatch(QUANTUM),
+        pos: 0,
+        done: false,
+        proc: 0,
+        nextTimer: 0,
+        exitBase: new Float64Array(0),
+      }));
+    this.perCpu = built.host.cpus.map((c) => this.states.filter((st) => st.sv.cpu === c));
+    this.rr = new Int32Array(built.host.cpus.length);
+    this.totalAccesses = this.states.reduce((a, st) => a + st.sv.workloadConfig.accesses, 0);
+    this.sampleEvery = Math.max(1, Math.floor(this.totalAccesses / s.samples));
+    for (const st of this.states) {
+      const w = st.sv.workloadConfig;
+      st.nextTimer = w.timerHz > 0 ? this.hz / w.timerHz : Number.POSITIVE_INFINITY;
+      if (w.warmup && w.pattern !== "trace") this.warmup(st);
+      // the first process's address space is loaded before the workload starts
+      const p = st.sv.procs[0];
+      st.sv.cpu!.movCr3(st.sv.vcpu!, p.root, p.pcid, false, this.rec);
+      st.exitBase = Float64Array.from(st.sv.vm!.exitCounts);
+    }
+  }
+
+  /** Every process writes its whole footprint once (not counted): the steady state to measure. */
+  private warmup(st: VmRunState): void {
+    const { cpu, vcpu, os } = st.sv;
+    const w = st.sv.workloadConfig;
+    const rec = this.rec;
+    const level = st.sv.guestLevel;
+    const pages = LEVEL_PAGES[level];
+    for (const p of st.sv.procs) {
+      cpu!.movCr3(vcpu!, p.root, p.pcid, false, rec);
+      const first = Math.floor(w.base / 4096);
+      const last = Math.floor((w.base + w.footprint - 1) / 4096);
+      // memset of the footprint: map each guest page, write every 4 KiB of it
+      for (let vpn = first - (first % pages); vpn <= last; vpn++) {
+        if (vpn % pages === 0 && !os!.lookup(p, vpn)) {
+          os!.map(p, vpn, os!.allocData(level), level, { write: true, user: true, exec: true });
+        }
+        cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
+      }
+    }
+    // the warm-up's exits and walks are not the workload's
+  }
+
+  get progress(): number {
+    return this.totalAccesses === 0 ? 1 : this.doneAccesses / this.totalAccesses;
+  }
+
+  get finished(): boolean {
+    return this.states.every((st) => st.done);
+  }
+
+  /** Simulated time so far, in milliseconds (the furthest CPU). */
+  get timeMs(): number {
+    let m = 0;
+    for (const c of this.clock) m = Math.max(m, c);
+    return (m / this.hz) * 1000;
+  }
+
+  /** Run at most `quanta` quanta; returns true when everything is done. */
+  step(quanta = 64): boolean {
+    for (let q = 0; q < quanta; q++) {
+      let best = -1;
+      for (let c = 0; c < this.perCpu.length; c++) {
+        if (!this.perCpu[c].some((st) => !st.done)) continue;
+        if (best < 0 || this.clock[c] < this.clock[best]) best = c;
+      }
+      if (best < 0) return true;
+      this.runQuantum(best);
+    }
+    return this.finished;
+  }
+
+  private runQuantum(c: number): void {
+    const list = this.perCpu[c];
+    let idx = this.rr[c] % list.length;
+    for (let n = 0; n < list.length && list[idx].done; n++) idx = (idx + 1) % list.length;
+    const st = list[idx];
+    const cpu = st.sv.cpu!;
+    const vcpu = st.sv.vcpu!;
+    const k = st.counters;
+    const rec = this.rec;
+    const batch = st.batch;
+    batch.reset();
+    const got = st.sv.workload!.fill(batch, QUANTUM);
+    if (got === 0) {
+      st.done = true;
+      this.rr[c] = idx + 1;
+      return;
+    }
+    let cycles = 0;
+    for (let i = 0; i < batch.count; i++) {
+      const kind = batch.kind[i];
+      if (kind === EV_SWITCH) {
+        const p = st.sv.procs[batch.arg[i] % st.sv.procs.length];
+        st.proc = batch.arg[i];
+        cpu.movCr3(vcpu, p.root, p.pcid, true, rec);
+        cycles += rec.cycles;
+        k[C.switches]++;
+        continue;
+      }
+      if (kind === EV_EXIT) {
+        cpu.vmexit(vcpu, rec, EXIT_IO_INSTRUCTION);
+        cycles += rec.cycles;
+        k[C.ioExits]++;
+        continue;
+      }
+      const addr = batch.addr[i];
+      const vpn = Math.floor(addr / 4096);
+      const offset = addr - vpn * 4096;
+      const access =
+        kind === ACC_WRITE ? ACCESS_WRITE : kind === ACC_EXEC ? ACCESS_EXEC : ACCESS_READ;
+      let status = cpu.access(vcpu, vpn, offset, access, rec);
+      let c0 = rec.cycles;
+      k[C.abortedRefs] += rec.abortedRefs;
+      if (status === STATUS_GUEST_PF && (rec.faultCode[0] & PF_P) === 0) {
+        // demand paging in the guest kernel, then the access again
+        const os = st.sv.os!;
+        const level = st.sv.guestLevel;
+        const head = vpn - (vpn % LEVEL_PAGES[level]);
+        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, os.allocData(level), level, {
+          write: true,
+          user: true,
+          exec: true,
+        });
+        k[C.guestFaults]++;
+        c0 += GUEST_FAULT_CYCLES[level];
+        status = cpu.access(vcpu, vpn, offset, access, rec);
+        c0 += rec.cycles;
+        k[C.abortedRefs] += rec.abortedRefs;
+      }
+      if (status !== STATUS_OK)
+        throw new Error(
+          `${st.sv.name}: access to 0x${addr.toString(16)} ended with status ${status} (fault code 0x${rec.faultCode[0].toString(16)}, proc ${st.proc}, cr3 ${vcpu.cr3})`,
+        );
+      k[C.accesses]++;
+      k[kind === ACC_READ ? C.reads : kind === ACC_WRITE ? C.writes : C.execs]++;
+      const t = rec.tlb;
+      if (t === TLB_HIT_L1) k[C.tlbL1]++;
+      else if (t === TLB_HIT_STLB) k[C.tlbStlb]++;
+      else {
+        k[C.tlbMiss]++;
+        k[C.walks]++;
+        k[C.guestRefs] += rec.out.guestRefs;
+        k[C.eptRefs] += rec.out.eptRefs;
+      }
+      k[C.accessCycles] += c0;
+      cycles += c0;
+      this.doneAccesses++;
+      if (this.clock[c] + cycles >= st.nextTimer) {
+        cpu.vmexit(vcpu, rec, EXIT_EXTERNAL_INTERRUPT);
+        cycles += rec.cycles;
+        k[C.timerExits]++;
+        st.nextTimer += this.hz / st.sv.workloadConfig.timerHz;
+      }
+      if (this.doneAccesses >= this.nextSample) {
+        this.clock[c] += cycles;
+        k[C.cycles] += cycles;
+        cycles = 0;
+        this.sample();
+      }
+    }
+    this.clock[c] += cycles;
+    k[C.cycles] += cycles;
+    // deschedule: the host timer preempts this vCPU if another one waits on this CPU
+    this.rr[c] = idx + 1;
+    const next = list[(idx + 1) % list.length];
+    if (list.length > 1 && next !== st && !next.done) {
+      cpu.exit(vcpu, EXIT_EXTERNAL_INTERRUPT);
+      k[C.preemptions]++;
+      this.clock[c] += cpu.costs.vmExitRoundTrip;
+      k[C.cycles] += cpu.costs.vmExitRoundTrip;
+    }
+  }
+
+  private sample(): void {
+    this.nextSample += this.sampleEvery;
+    const mem = this.built.host.mem;
+    this.samples.push({
+      t: this.timeMs,
+      accesses: this.doneAccesses,
+      hostFree: mem.freeFrames * 4096,
+      vms: this.states.map((st) => {
+        const k = st.counters;
+        const hits = k[C.tlbL1] + k[C.tlbStlb];
+        return {
+          name: st.sv.name,
+          rss: (st.sv.mm?.rss ?? 0) * 4096,
+          accesses: k[C.accesses],
+          cyclesPerAccess: k[C.accesses] ? k[C.cycles] / k[C.accesses] : 0,
+          tlbHitRate: k[C.accesses] ? hits / k[C.accesses] : 0,
+          exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
+        };
+      }),
+    });
+  }
+
+  /** Run to the end (with a progress callback every few quanta). */
+  runAll(onProgress?: (fraction: number) => void): void {
+    while (!this.step(64)) onProgress?.(this.progress);
+    if (
+      this.samples.length === 0 ||
+      this.samples[this.samples.length - 1].accesses !== this.doneAccesses
+    )
+      this.sample();
+    onProgress?.(1);
+  }
+}
+
+export function totalExits(sv: SimVm): number {
+  if (!sv.vm) return 0;
+  let n = 0;
+  for (let r = 0; r < EXIT_REASON_COUNT; r++) n += sv.vm.exitCounts[r];
+  return n;
+}

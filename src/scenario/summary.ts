@@ -1,0 +1,164 @@
+/**
+ * The results of a scenario run as one JSON-ready object (documented in docs/sim.md): per VM and
+ * for the host, accesses, TLB hit rates per level, walks and memory references per walk, cycles
+ * per access, exits by reason, EPT violations, KVM's tables (EPT pages per VM, shadow pages per
+ * guest address space), guest page faults, RSS; the time series; and the simulated host's /proc
+ * and /sys text. Pure: no Node APIs.
+ */
+import type { ShadowMmu } from "../sim/kvm/shadow.js";
+import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
+import type { BuiltHost } from "./build.js";
+import { simKernelLog, simProcfs } from "./procfs.js";
+import { C, EXIT_IO_INSTRUCTION, type Sample, type ScenarioRun } from "./run.js";
+
+export interface VmResult {
+  name: string;
+  state: "running" | "failed";
+  error: string | null;
+  backing: string;
+  memoryBytes: number;
+  guestPageSize: string;
+  mmu: "ept" | "shadow" | null;
+  vpid: boolean;
+  workload: string;
+  accesses: number;
+  reads: number;
+  writes: number;
+  tlb: { l1Hits: number; stlbHits: number; misses: number; hitRate: number; l1HitRate: number };
+  walks: number;
+  referencesPerWalk: number;
+  guestReferences: number;
+  eptReferences: number;
+  cycles: number;
+  cyclesPerAccess: number;
+  exits: Record<string, number>;
+  exitsTotal: number;
+  eptViolations: number;
+  guestPageFaults: number;
+  contextSwitches: number;
+  /** KVM's table pages for this VM: EPT pages, or all shadow pages */
+  kvmTablePages: number;
+  /** shadow paging: shadow table pages per guest address space (process) */
+  shadowTablesPerProcess: Record<string, number> | null;
+  guestTablePages: number;
+  rssBytes: number;
+}
+
+export interface ScenarioResult {
+  scenario: string;
+  seed: number;
+  host: {
+    memoryBytes: number;
+    cpus: number;
+    ept: boolean;
+    vpid: boolean;
+    simulatedMs: number;
+    accesses: number;
+    cyclesPerAccess: number;
+    tlbHitRate: number;
+    referencesPerWalk: number;
+    exitsTotal: number;
+    kvmTablePages: number;
+    freeBytes: number;
+    hugepages: Record<string, { total: number; free: number }>;
+  };
+  vms: VmResult[];
+  series: Sample[];
+  procfs: Record<string, string>;
+  kernelLog: string;
+}
+
+const SIZE = ["", "4K", "2M", "1G"];
+
+export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
+  const vms: VmResult[] = b.vms.map((sv) => {
+    const st = run.states.find((x) => x.sv === sv);
+    const k = st?.counters ?? new Float64Array(32);
+    const exits: Record<string, number> = {};
+    let exitsTotal = 0;
+    if (sv.vm && st) {
+      for (let r = 0; r < EXIT_REASON_COUNT; r++) {
+        const n = sv.vm.exitCounts[r] - (st.exitBase[r] ?? 0);
+        if (n > 0) {
+          exits[r === EXIT_IO_INSTRUCTION ? "IO_INSTRUCTION" : exitReasonName(r)] = n;
+          exitsTotal += n;
+        }
+      }
+    }
+    const acc = k[C.accesses];
+    const hits = k[C.tlbL1] + k[C.tlbStlb];
+    let perProc: Record<string, number> | null = null;
+    if (sv.vm?.mmu.kind === "shadow") {
+      const roots = (sv.vm.mmu as ShadowMmu).tablesPerRoot();
+      perProc = {};
+      for (const p of sv.procs) perProc[p.name] = roots.get(p.root) ?? 0;
+    }
+    return {
+      name: sv.name,
+      state: sv.state,
+      error: sv.error,
+      backing: sv.backing,
+      memoryBytes: sv.memory,
+      guestPageSize: SIZE[sv.guestLevel],
+      mmu: sv.vm?.mmu.kind ?? null,
+      vpid: (sv.vcpu?.vpid ?? 0) !== 0,
+      workload: sv.workloadConfig.pattern,
+      accesses: acc,
+      reads: k[C.reads],
+      writes: k[C.writes],
+      tlb: {
+        l1Hits: k[C.tlbL1],
+        stlbHits: k[C.tlbStlb],
+        misses: k[C.tlbMiss],
+        hitRate: acc ? hits / acc : 0,
+        l1HitRate: acc ? k[C.tlbL1] / acc : 0,
+      },
+      walks: k[C.walks],
+      referencesPerWalk: k[C.walks] ? (k[C.guestRefs] + k[C.eptRefs]) / k[C.walks] : 0,
+      guestReferences: k[C.guestRefs],
+      eptReferences: k[C.eptRefs],
+      cycles: k[C.cycles],
+      cyclesPerAccess: acc ? k[C.cycles] / acc : 0,
+      exits,
+      exitsTotal,
+      eptViolations: exits[exitReasonName(EXIT_EPT_VIOLATION)] ?? 0,
+      guestPageFaults: k[C.guestFaults],
+      contextSwitches: k[C.switches],
+      kvmTablePages: sv.vm?.mmu.tablePages() ?? 0,
+      shadowTablesPerProcess: perProc,
+      guestTablePages: sv.os?.tables ?? 0,
+      rssBytes: (sv.mm?.rss ?? 0) * 4096,
+    };
+  });
+  const running = vms.filter((v) => v.state === "running");
+  const sum = (f: (v: VmResult) => number) => running.reduce((a, v) => a + f(v), 0);
+  const accesses = sum((v) => v.accesses);
+  const walks = sum((v) => v.walks);
+  const s = b.scenario;
+  const hugepages: Record<string, { total: number; free: number }> = {};
+  for (const [size, pool] of b.host.pools)
+    hugepages[size === 2097152 ? "2M" : "1G"] = { total: pool.total, free: pool.free.length };
+  return {
+    scenario: s.name,
+    seed: s.seed,
+    host: {
+      memoryBytes: s.host.memory,
+      cpus: s.host.cpus,
+      ept: s.host.cpu.ept,
+      vpid: s.host.cpu.vpid,
+      simulatedMs: run.timeMs,
+      accesses,
+      cyclesPerAccess: accesses ? sum((v) => v.cycles) / accesses : 0,
+      tlbHitRate: accesses ? sum((v) => v.tlb.l1Hits + v.tlb.stlbHits) / accesses : 0,
+      referencesPerWalk: walks ? sum((v) => v.guestReferences + v.eptReferences) / walks : 0,
+      exitsTotal: sum((v) => v.exitsTotal),
+      kvmTablePages: sum((v) => v.kvmTablePages),
+      freeBytes: b.host.mem.freeFrames * 4096,
+      hugepages,
+    },
+    vms,
+    series: run.samples,
+    procfs: simProcfs(b),
+    kernelLog: simKernelLog(b),
+  };
+}
