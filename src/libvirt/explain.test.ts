@@ -41,7 +41,16 @@ describe.skipIf(!have)("explanations", () => {
     ["x86_64-q35-minimal.xml", "KSM", /^Yes/],
     ["x86_64-q35-minimal.xml", "backing", /THP-eligible/],
     // shared file-backed RAM is not anonymous: no KSM, writeback instead of swap
-    ["memorybacking-set.xml", "KSM", /^No: KSM merges only private anonymous/],
+    ["memorybacking-set.xml", "KSM", /^No: this memory is shared/],
+    // only node 1 has a <page>: the other nodes are ordinary memory, swappable and mergeable
+    ["hugepages-memaccess2.xml", "swap", /Guest nodes 0,2-3: Yes.*Guest node 1: No: hugetlbfs/],
+    ["hugepages-memaccess2.xml", "backing", /guest nodes 0,2-3 on ordinary 4 KiB pages/],
+    // private file mapping: written pages are anonymous copies KSM can merge; cell 1 is shared
+    [
+      "fd-memory-numa-topology2.xml",
+      "KSM",
+      /Guest node 0: Yes, the pages the guest has written.*Guest node 1: No: this memory is shared/,
+    ],
     ["memorybacking-set.xml", "swap", /^Not to swap/],
     // memballoon model='none'
     ["hugepages-numa-nodeset.xml", "balloon", /^No balloon device/],

@@ -23,6 +23,7 @@
 
 import { qemuAlignMemorySizes } from "./align.js";
 import type { Domain } from "./model.js";
+import { byVerdict, ksmVerdict, ramParts, swapVerdict } from "./ramparts.js";
 import { initialMemoryKiB } from "./rules-devices.js";
 import { formatBitmap, kibWords } from "./scaled.js";
 
@@ -57,7 +58,6 @@ export function explainDomain(d: Domain): ExplainSection[] {
   const out: ExplainSection[] = [];
   const say = (topic: string, text: string) => out.push({ topic, text });
   const mb = d.memoryBacking;
-  const huge = usesHugetlb(d);
   const boot = bootRamKiB(d);
   const devs = d.memoryDevices;
 
@@ -66,7 +66,8 @@ export function explainDomain(d: Domain): ExplainSection[] {
     `${d.name ?? "(unnamed)"}: ${d.type ?? "?"} domain, ${d.arch ?? "default"} guest, ${plural(d.vcpus.max, "vCPU")}` +
       (d.vcpus.current !== d.vcpus.max ? ` (${d.vcpus.current} online at boot)` : ""),
   );
-  let bootText = `The guest sees ${kibWords(boot)} of RAM at boot`;
+  const exact = (kib: number) => `${kibWords(kib)}${kib % 1024 ? ` (${kib} KiB)` : ""}`;
+  let bootText = `The guest sees ${exact(boot)} of RAM at boot`;
   const parts: string[] = [`${kibWords(Math.max(0, initialMemoryKiB(d)))} base memory`];
   for (const m of devs) {
     if (m.model === "dimm") parts.push(`a ${kibWords(m.sizeKiB)} dimm`);
@@ -80,7 +81,7 @@ export function explainDomain(d: Domain): ExplainSection[] {
   const q = qemuAlignMemorySizes(d);
   const init = Math.max(0, initialMemoryKiB(d));
   if (q.initialKiB !== init && !q.overflow) {
-    bootText += ` QEMU is given ${kibWords(q.initialKiB)} (${q.initialKiB} KiB): libvirt rounds it up to ${kibWords(q.alignKiB)} steps.`;
+    bootText += ` QEMU is given ${q.initialKiB} KiB of base memory: libvirt rounds it up to ${kibWords(q.alignKiB)} steps.`;
   }
   const pmem = devs.filter((m) => m.model === "nvdimm" || m.model === "virtio-pmem");
   if (pmem.length)
@@ -110,9 +111,14 @@ export function explainDomain(d: Domain): ExplainSection[] {
       t +=
         " freePageReporting: the guest reports free pages so the host can reclaim them without a balloon target.";
     if (b.statsPeriod) t += ` Memory statistics every ${plural(b.statsPeriod, "second")}.`;
-    if (huge)
-      t +=
-        " But guest RAM is on huge pages: the host gets memory back only when the balloon covers whole huge pages, so in practice no balloon reclaim.";
+    const hugeParts = ramParts(d).filter((p) => p.huge);
+    if (hugeParts.length) {
+      const all = hugeParts.length === ramParts(d).length;
+      const which = all
+        ? "guest RAM is"
+        : `guest node${hugeParts.length > 1 ? "s" : ""} ${formatBitmap(hugeParts.flatMap((p) => p.nodes ?? []))} ${hugeParts.length > 1 ? "are" : "is"}`;
+      t += ` But ${which} on huge pages: the host gets memory back only when the balloon covers whole huge pages, so in practice no balloon reclaim${all ? "" : " there"}.`;
+    }
     say("balloon", t);
   }
 
@@ -134,27 +140,15 @@ export function explainDomain(d: Domain): ExplainSection[] {
       "Memory is discarded (given back to the host) when QEMU frees it, e.g. after hot-unplug or shutdown.",
     );
 
-  const anonPrivate =
-    !huge && mb.source !== "file" && mb.source !== "memfd" && mb.access !== "shared";
-  let swap: string;
-  if (huge) swap = "No: hugetlbfs pages are never swapped.";
-  else if (mb.locked) swap = "No: <locked/> mlocks all guest RAM in host memory.";
-  else if (mb.source === "file" && mb.access === "shared")
-    swap = "Not to swap: shared file pages are written back to their file.";
-  else swap = "Yes: the host may swap guest RAM out under memory pressure.";
-  say("swap", swap);
-
-  let ksm: string;
-  if (mb.nosharepages)
-    ksm = "No: <nosharepages/> makes QEMU mark guest RAM unmergeable (mem-merge=off).";
-  else if (huge) ksm = "No: KSM never merges hugetlbfs pages.";
-  else if (!anonPrivate)
-    ksm =
-      "No: KSM merges only private anonymous memory, and this RAM is shared or file/memfd-backed.";
-  else
-    ksm =
-      "Yes: guest RAM is MADV_MERGEABLE; ksmd merges identical pages when KSM runs (/sys/kernel/mm/ksm/run = 1).";
-  say("KSM", ksm);
+  const ram = ramParts(d);
+  say(
+    "swap",
+    byVerdict(ram, (p) => swapVerdict(d, p)),
+  );
+  say(
+    "KSM",
+    byVerdict(ram, (p) => ksmVerdict(d, p)),
+  );
 
   if (d.maxMemory && d.maxMemory.kib > 0) {
     const used = devs.filter((m) => m.model === "dimm" || m.model === "nvdimm").length;
@@ -229,6 +223,13 @@ function backingText(d: Domain): string {
       }
       return `${pageWords(p.sizeKiB)} pages for guest node${p.nodeset.length > 1 ? "s" : ""} ${formatBitmap(p.nodeset)}`;
     });
+    const plain = ramParts(d).filter((p) => !p.huge && p.nodes);
+    if (plain.length) {
+      const n = plain.flatMap((p) => p.nodes ?? []);
+      bits.push(
+        `guest node${n.length > 1 ? "s" : ""} ${formatBitmap(n)} on ordinary 4 KiB pages (no <page> covers ${n.length > 1 ? "them" : "it"})`,
+      );
+    }
     const src = mb.source === "memfd" ? "memfd with huge pages" : "hugetlbfs files";
     return `Huge pages from the host's pool (${src}): ${bits.join("; ")}; ${shared}. Reserved up front from nr_hugepages, not THP.`;
   }
