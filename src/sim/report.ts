@@ -92,8 +92,8 @@ export function recordToJson(rec: WalkRecord, gva: bigint, ept: boolean): Access
   const out = rec.out;
   const steps: StepJson[] = [];
   for (let s = 0; s < out.n; s++) {
-    const dim = out.dim[s];
-    const level = out.level[s];
+    const dim = out.dimOf(s);
+    const level = out.levelOf(s);
     const lo = out.lo[s];
     const hi = out.hi[s];
     const leaf = level === 1 || (lo & 0x80) !== 0;
@@ -104,10 +104,10 @@ export function recordToJson(rec: WalkRecord, gva: bigint, ept: boolean): Access
       table: tableName(isEpt ? EPT_4LEVEL : GUEST_4LEVEL, level),
       tableAddress: formatHex(out.table[s] * 4096),
       hostTableAddress: formatHex(out.tablePfn[s] * 4096),
-      index: out.index[s],
+      index: out.indexOf(s),
       entry: entryHex(lo, hi),
       flags: isEpt ? eptFlagNames(lo, hi, leaf) : pteFlagNames(lo, hi, leaf),
-      under: isEpt ? out.under[s] : null,
+      under: isEpt ? out.underOf(s) : null,
     });
   }
   const exits: ExitJson[] = [];

@@ -197,13 +197,13 @@ describe("walker vs reference model (x86 format)", () => {
     out.setAd = false;
     walk(out, mem, GUEST_4LEVEL, root, maps[0].vpn, PF_W, DIM_NATIVE, null, 0, -1);
     const leafTable = out.tablePfn[3];
-    expect(mem.entryLo(leafTable, out.index[3]) & (PTE_A | PTE_D)).toBe(0);
+    expect(mem.entryLo(leafTable, out.indexOf(3)) & (PTE_A | PTE_D)).toBe(0);
     out.reset();
     out.setAd = true;
     walk(out, mem, GUEST_4LEVEL, root, maps[0].vpn, PF_W, DIM_NATIVE, null, 0, -1);
-    expect(mem.entryLo(leafTable, out.index[3]) & (PTE_A | PTE_D)).toBe(PTE_A | PTE_D);
+    expect(mem.entryLo(leafTable, out.indexOf(3)) & (PTE_A | PTE_D)).toBe(PTE_A | PTE_D);
     for (let s = 0; s < 3; s++)
-      expect(mem.entryLo(out.tablePfn[s], out.index[s]) & PTE_A).toBe(PTE_A);
+      expect(mem.entryLo(out.tablePfn[s], out.indexOf(s)) & PTE_A).toBe(PTE_A);
   });
 
   it("reserved bits: PS in a PML4E, address bits above MAXPHYADDR, XD without NXE", () => {

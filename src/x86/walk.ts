@@ -84,11 +84,11 @@ const MAX_STEPS = 48;
 /** The steps and result of one walk (and its nested walks), in typed arrays reused per access. */
 export class WalkOut {
   n = 0;
-  readonly dim = new Uint8Array(MAX_STEPS);
-  readonly level = new Uint8Array(MAX_STEPS);
-  /** guest level whose table the EPT step translates; 0 = the final gpa; -1 not nested */
-  readonly under = new Int8Array(MAX_STEPS);
-  readonly index = new Uint16Array(MAX_STEPS);
+  /**
+   * Per step, packed to keep the walk to few stores: entry index (bits 0..8), level (9..11),
+   * dimension (12..13) and `under` + 1 (14..16). Read them with indexOf/levelOf/dimOf/underOf.
+   */
+  readonly meta = new Int32Array(MAX_STEPS);
   /** frame number of the table in its own space (gfn for guest tables under EPT) */
   readonly table = new Float64Array(MAX_STEPS);
   /** host frame holding the table */
@@ -131,6 +131,20 @@ export class WalkOut {
   eLevel = 0;
   gPerm = 0;
   ePerm = 0;
+
+  indexOf(s: number): number {
+    return this.meta[s] & 511;
+  }
+  levelOf(s: number): number {
+    return (this.meta[s] >>> 9) & 7;
+  }
+  dimOf(s: number): number {
+    return (this.meta[s] >>> 12) & 3;
+  }
+  /** guest level whose table an EPT step translates; 0 = the final gpa; -1 not nested */
+  underOf(s: number): number {
+    return ((this.meta[s] >>> 14) & 7) - 1;
+  }
 
   reset(): void {
     this.n = 0;
@@ -176,6 +190,7 @@ export function walk(
   const leafMask = ept || out.gb1 ? mode.leafMask : mode.leafMask & ~8;
   let table = root;
   let knownPfn = -1;
+  const metaBase = (dim << 12) | ((under + 1) << 14);
   let level = mode.levels;
   // x86: W, U, X accumulate by AND; EPT: R, W, X
   let acc = ept ? 7 : PERM_W | PERM_U | PERM_X;
@@ -231,10 +246,7 @@ export function walk(
       hi = words[w + 1];
     }
     const s = out.n++;
-    out.dim[s] = dim;
-    out.level[s] = level;
-    out.under[s] = under;
-    out.index[s] = idx;
+    out.meta[s] = metaBase | (level << 9) | idx;
     out.table[s] = table;
     out.tablePfn[s] = tablePfn;
     out.lo[s] = lo;

@@ -237,7 +237,7 @@ export class ShadowMmu implements Mmu {
       let childSp: ShadowPage;
       if (child >= gLevel) {
         let gtable = -1;
-        for (let s = 0; s < sw.n; s++) if (sw.level[s] === child) gtable = sw.table[s];
+        for (let s = 0; s < sw.n; s++) if (sw.levelOf(s) === child) gtable = sw.table[s];
         childSp = this.getSp(gtable, child, false);
       } else {
         childSp = this.getSp(gfn - (gfn % LEVEL_PAGES[l]), child, true);
