@@ -37,7 +37,7 @@ describe.skipIf(!have)("golden CLI text", () => {
       .map((f) => `${CORPUS_REL}/${sub}/${f}`);
   it("kvmem domain <every valid file>", () => {
     golden("explain-valid.txt", run(["domain", ...files("valid")]));
-  });
+  }, 60_000);
   it("kvmem domain validate <every valid and invalid file>", () => {
     golden(
       "validate-corpus.txt",

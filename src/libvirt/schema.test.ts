@@ -78,7 +78,7 @@ describe.skipIf(!have || !onPath("xmllint"))(
       expect(paths.filter((_, i) => !theirs[i]).map((p) => p.split("/").pop())).toEqual([
         "hugepages-memaccess-invalid.xml",
       ]);
-    });
+    }, 120_000);
   },
 );
 
@@ -94,6 +94,6 @@ describe.skipIf(!have || !onPath("virt-xml-validate") || !existsSync(`${INSTALLE
         `virt-xml-validate: ${execFileSync("virt-xml-validate", ["--version"], { encoding: "utf8" }).trim()}; refuses ${theirs.filter((t) => !t).length} of ${paths.length}`,
       );
       expect(ours).toEqual(theirs);
-    });
+    }, 120_000);
   },
 );
