@@ -43,5 +43,5 @@ describe.skipIf(!have)("golden CLI text", () => {
       "validate-corpus.txt",
       run(["domain", "validate", ...files("valid"), ...files("invalid")]),
     );
-  });
+  }, 60_000);
 });
