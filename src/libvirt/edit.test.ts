@@ -265,6 +265,13 @@ describe("what is not asked for stays byte-identical", () => {
     expect(r.text.replace(/\r\n/g, "")).not.toMatch(/\n/);
   });
 
+  it("a comment inside <memoryBacking> keeps the element when its last child goes", () => {
+    const text =
+      "<domain type='kvm'>\n  <memory>1048576</memory>\n  <memoryBacking>\n    <!-- pinned for DPDK -->\n    <locked/>\n  </memoryBacking>\n</domain>\n";
+    const r = editDomain(text, { locked: false });
+    expect(lineDiff(text, r.text)).toEqual({ removed: ["    <locked/>"], added: [] });
+  });
+
   it("refuses --memory on a domain with NUMA cells, as libvirt's setmaxmem does", () => {
     const text =
       "<domain type='kvm'><memory>2048</memory><cpu><numa><cell id='0' cpus='0' memory='2048'/></numa></cpu></domain>";

@@ -248,10 +248,11 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
       );
     }
   }
-  // removing the last child of <memoryBacking> removes the element
+  // removing the last child of <memoryBacking> removes the element (unless it holds a comment)
   if (mb && backingChanges.length && newBacking.length === 0) {
     const removed = backingChanges.filter((s) => s.text === "").length;
-    if (removed === mb.children.length)
+    const hasComment = doc.text.slice(mb.openEnd, mb.closeStart).includes("<!--");
+    if (removed === mb.children.length && !hasComment)
       backingChanges.splice(0, backingChanges.length, removeElement(doc, mb));
   }
   sp.push(...mergeAppends(backingChanges));
