@@ -63,6 +63,16 @@ export function register(program: Command): void {
       "--root <dir>",
       "read a captured tree (proc/, sys/, etc/libvirt, run/libvirt, dmesg) instead of this machine",
     )
+    .option(
+      "--sim [scenario]",
+      "read the simulated host of a scenario (default: scenarios/default.yaml) after running it",
+    )
+    .option(
+      "--set <key.path=value>",
+      "with --sim: override a scenario key (repeatable)",
+      (v: string, p: string[]) => [...p, v],
+      [] as string[],
+    )
     .option("--check", "one PASS/WARN/FAIL line per check, as virt-host-validate; exit 1 on FAIL")
     .option(
       "--json",

@@ -31,13 +31,13 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
         num(v.cyclesPerAccess),
         String(v.exitsTotal),
         String(v.eptViolations),
-        v.mmu === "shadow" ? `${v.kvmTablePages} shadow` : `${v.kvmTablePages} EPT`,
+        v.mmu === "shadow" ? `${v.kvmTablePages} shd` : `${v.kvmTablePages} EPT`,
         formatBytesHuman(v.rssBytes),
       ]),
       {
         header: [
           "vm",
-          "host/guest page",
+          "host/guest",
           "accesses",
           "L1 hit",
           "TLB hit",
@@ -45,14 +45,15 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
           "cyc/acc",
           "exits",
           "EPT viol",
-          "KVM tables",
+          "KVM tbl",
           "RSS",
         ],
       },
     ),
   );
   out.push(
-    `  host: TLB hit ${pct(h.tlbHitRate)}, ${num(h.referencesPerWalk, 2)} refs/walk, ${num(h.cyclesPerAccess)} cycles/access, ${h.exitsTotal} exits, ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
+    `  host: TLB hit ${pct(h.tlbHitRate)}, ${num(h.referencesPerWalk, 2)} refs/walk, ${num(h.cyclesPerAccess)} cycles/access, ${h.exitsTotal} exits\n`,
+    `        ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
   );
   out.push("\n  exits by reason\n");
   out.push(

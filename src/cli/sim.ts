@@ -113,12 +113,12 @@ async function vary(
   let next = 0;
   let done = 0;
   const isTs = import.meta.url.endsWith(".ts");
-  const script = new URL(isTs ? "./sim-worker.ts" : "./sim-worker.js", import.meta.url);
+  const script = new URL(isTs ? "./sim-worker-tsx.mjs" : "./sim-worker.js", import.meta.url);
   const runOne = (i: number) =>
     new Promise<void>((resolve, reject) => {
       const w = new Worker(script, {
         workerData: { file, overrides: [...sets, ...combos[i]] },
-        execArgv: isTs ? ["--import", "tsx"] : [],
+        execArgv: [],
       });
       w.once("message", (m: { ok: boolean; result?: ScenarioResult; error?: string }) => {
         if (m.ok) results[i] = m.result;
