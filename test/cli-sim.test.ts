@@ -98,4 +98,32 @@ describe("kvmem sim (CLI)", () => {
     expect(r.stdout).toMatch(/two-dimensional paging \(EPT\/NPT\) is in effect\s+: PASS/);
     expect(r.stdout).toMatch(/if VPID is in effect\s+: PASS/);
   });
+
+  it("kvmem translate --scenario --vm takes the VM's configuration from the scenario", () => {
+    const d = new URL("../scenarios/default.yaml", import.meta.url).pathname;
+    const r = kvmem(
+      "translate",
+      "--scenario",
+      d,
+      "--vm",
+      "vm4",
+      "--json",
+      "read",
+      "0x7f0000001000",
+    );
+    expect(r.status).toBe(0);
+    const j = JSON.parse(r.stdout);
+    // vm4 is the hugepage-backed guest of the default scenario: EPT maps it with 2M pages
+    expect(j.config).toMatchObject({ ept: true, vpid: true, backing: "2M", pwc: true });
+    expect(j.accesses[0].pageSize).toMatchObject({ guest: "4K", ept: "2M", tlb: "4K" });
+    const vm1 = JSON.parse(
+      kvmem("translate", "--scenario", d, "--vm", "vm1", "--json", "read", "0x7f0000001000").stdout,
+    );
+    expect(vm1.config.backing).toBe("thp");
+    const bad = kvmem("translate", "--scenario", d, "--vm", "nope", "read", "0x1000");
+    expect(bad.status).toBe(2);
+    expect(bad.stderr.trim()).toBe(
+      "kvmem: --vm: scenario default has no VM 'nope' (VMs: vm1, vm2, vm3, vm4)",
+    );
+  });
 });

@@ -21,6 +21,7 @@ import { formatHex, parseAddress } from "../units/address.js";
 import { KvmemError } from "../units/errors.js";
 import { GiB, MiB } from "../units/size.js";
 import { action, usageError } from "./run.js";
+import { scenarioLabOptions } from "./translate-scenario.js";
 
 interface RawOpts {
   ept: string;
@@ -33,6 +34,8 @@ interface RawOpts {
   dirtyLog: string;
   misalignedSlot?: boolean;
   json?: boolean;
+  scenario?: string;
+  vm?: string;
 }
 
 function choice<T extends string>(flag: string, value: string, allowed: readonly T[]): T {
@@ -231,7 +234,7 @@ export function runTranslate(
   words: readonly string[],
   raw: RawOpts,
 ): { json: unknown; text: string } {
-  const o = parseOptions(raw);
+  const o = raw.scenario ? scenarioLabOptions(raw.scenario, raw.vm) : parseOptions(raw);
   const ops = parseAccesses(words, o.levels === 5 ? 57 : 48);
   const lab = new TranslateLab(o);
   lab.prepare(ops.map((x) => x.op));
@@ -289,6 +292,8 @@ export function register(program: Command): void {
     .option("--dirty-log <on|off>", "KVM_MEM_LOG_DIRTY_PAGES on the RAM memslots", "off")
     .option("--misaligned-slot", "memslot userspace_addr 4K past a 2M boundary")
     .option("--json", "print JSON")
+    .option("--scenario <file>", "take the VM's configuration from a scenario (with --vm)")
+    .option("--vm <name>", "the scenario VM to translate on")
     .action(
       action((words: string[], raw: RawOpts) => {
         const r = runTranslate(words, raw);

@@ -79,7 +79,7 @@ function tlbConfig(s: Scenario): TlbConfig {
   } as TlbConfig;
 }
 
-function backingOf(entry: VmEntry, d: Domain, s: Scenario): Backing {
+export function backingOf(entry: VmEntry, d: Domain, s: Scenario): Backing {
   if (entry.backing) return entry.backing;
   const pages = d.memoryBacking.hugepages;
   if (pages && pages.length > 0) {
