@@ -16,7 +16,6 @@
  * leaf's size under shadow paging). probe=true walks without side effects: no TLB or cache
  * fill, no A/D updates, no exit handling; it stops at the first exit with STATUS_WOULD_EXIT.
  */
-import { pageSizeName } from "../../units/size.js";
 import * as faults from "../../x86/faults.js";
 import * as paging from "../../x86/paging.js";
 import type { FrameResolver } from "../../x86/walk.js";
@@ -169,7 +168,7 @@ export class Cpu {
         rec.tlbLevel = this.tlb.hitLevel;
         rec.pfn = pfnHit;
         rec.cycles = l1 ? costs.l1Hit : costs.stlbHit;
-        if ((access & PF_W) !== 0 && !probe) this.host.mem.token[pfnHit]++;
+        if ((access & PF_W) !== 0 && !probe) this.host.mem.written(pfnHit);
         if (rec.detail) this.fillDetail(vcpu, rec);
         return STATUS_OK;
       }
@@ -267,7 +266,7 @@ export class Cpu {
         mmu.kind === "ept" ? vm.id + 1 : 0,
         flags,
       );
-      if ((access & PF_W) !== 0) this.host.mem.token[pfn]++;
+      if ((access & PF_W) !== 0) this.host.mem.written(pfn);
     }
     if (rec.detail) this.fillDetail(vcpu, rec);
     return STATUS_OK;
@@ -403,10 +402,5 @@ export class Cpu {
     if (type === INVVPID_SINGLE) return this.tlb.flushVpid(vpid);
     if (type === INVVPID_SINGLE_RETAIN_GLOBALS) return this.tlb.flushVpid(vpid, true);
     return this.tlb.flushAll();
-  }
-
-  describe(): string {
-    const c = this.tlb.config;
-    return `L1 dTLB ${c.l1.k4.entries}x4K ${c.l1.m2.entries}x2M ${c.l1.g1.entries}x1G, STLB ${c.stlb.shared.entries}x4K/2M ${c.stlb.g1.entries}x1G; ${pageSizeName(4096)} pages`;
   }
 }
