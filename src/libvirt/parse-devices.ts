@@ -100,7 +100,16 @@ export function parseDevices(r: Reader, root: XmlElement, d: Domain, src: Domain
     d.memoryDevices.push(dev);
     src.memoryDevices.push(el);
   }
-  const mbEl = child(devices, "memballoon");
+  const balloons = childrenNamed(devices, "memballoon");
+  if (balloons.length > 1)
+    r.report(
+      balloons[1],
+      undefined,
+      "balloon.multiple",
+      "only a single memory balloon device is supported",
+      "virDomainDefParseXML (domain_conf.c)",
+    );
+  const mbEl = balloons[0];
   src.memballoon = mbEl;
   const qemuLike = (d.type === "kvm" || d.type === "qemu") && addsDefaultBalloon(d.arch, d.machine);
   if (!mbEl) {

@@ -197,3 +197,46 @@ describe("the implicit memballoon (qemuDomainDefAddDefaultDevices)", () => {
     ).toBe("none");
   });
 });
+
+describe("virDomainDefParseMemory's own refusals (messages as libvirt words them)", () => {
+  const problems = (inner: string) =>
+    parseDomain(`<domain type='kvm'><name>t</name>${inner}</domain>`).problems.map(
+      (p) => p.message,
+    );
+  it.each([
+    // unknown enum values are CONFIG_UNSUPPORTED with the XPath in the message
+    [
+      "<memory>1024</memory><memoryBacking><source type='tmpfs'/></memoryBacking>",
+      "unknown memoryBacking/source/type 'tmpfs'",
+    ],
+    [
+      "<memory>1024</memory><memoryBacking><access mode='public'/></memoryBacking>",
+      "unknown memoryBacking/access/mode 'public'",
+    ],
+    [
+      "<memory>1024</memory><memoryBacking><allocation mode='lazy'/></memoryBacking>",
+      "unknown memoryBacking/allocation/mode 'lazy'",
+    ],
+    [
+      "<memory>1024</memory><memoryBacking><allocation threads='many'/></memoryBacking>",
+      "Failed to parse memory allocation threads",
+    ],
+    [
+      "<maxMemory slots='-1'>4096</maxMemory><memory>1024</memory>",
+      "Failed to parse memory slot count",
+    ],
+    // two balloons
+    [
+      "<memory>1024</memory><devices><memballoon model='virtio'/><memballoon model='none'/></devices>",
+      "only a single memory balloon device is supported",
+    ],
+  ])("%s", (inner, message) => {
+    expect(problems(inner)).toEqual([message]);
+  });
+  it("min_guarantee is a plain memory size: 2^53-1 KiB is a size, not 'unlimited'", () => {
+    const d = parseDomain(
+      "<domain type='kvm'><memory>1024</memory><memtune><min_guarantee>9007199254740991</min_guarantee><hard_limit>9007199254740991</hard_limit></memtune></domain>",
+    ).domain;
+    expect([d.memtune.minGuarantee, d.memtune.hardLimit]).toEqual([9007199254740991, "unlimited"]);
+  });
+});

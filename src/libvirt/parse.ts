@@ -19,7 +19,7 @@ import type { Domain, HugePage, MemLimit } from "./model.js";
 import { parseDevices } from "./parse-devices.js";
 import { parseNuma, parseNumatune } from "./parse-numa.js";
 import { type DomainSource, type ParsedDomain, Reader } from "./reader.js";
-import { MEMORY_UNLIMITED_KIB, parseMemoryLimitKiB } from "./scaled.js";
+import { MEMORY_UNLIMITED_KIB, parseMemoryLimitKiB, parseULL } from "./scaled.js";
 import { attr, child, childrenNamed, descend, lineCol, parseXml } from "./xml.js";
 
 export type { DomainSource, ParsedDomain } from "./reader.js";
@@ -129,7 +129,17 @@ export function parseDomain(xmlText: string, fileName = "domain.xml"): ParsedDom
   src.maxMemory = child(root, "maxMemory");
   if (src.maxMemory) {
     const kib = r.memory(src.maxMemory, undefined, "unit", R_MEM) ?? 0;
-    const slots = r.uint(src.maxMemory, "slots", R_MEM) ?? 0;
+    const slotsText = attr(src.maxMemory, "slots");
+    const slotsV = slotsText === undefined ? 0n : parseULL(slotsText);
+    if (slotsV === undefined || slotsV > 0xffffffffn)
+      r.report(
+        src.maxMemory,
+        "slots",
+        "number.invalid",
+        "Failed to parse memory slot count",
+        R_MEM,
+      );
+    const slots = slotsV === undefined || slotsV > 0xffffffffn ? 0 : Number(slotsV);
     d.maxMemory = { kib, slots };
   }
   src.currentMemory = child(root, "currentMemory");
@@ -175,25 +185,44 @@ export function parseDomain(xmlText: string, fileName = "domain.xml"): ParsedDom
     d.memoryBacking.nosharepages = child(mb, "nosharepages") !== undefined;
     d.memoryBacking.locked = child(mb, "locked") !== undefined;
     d.memoryBacking.discard = child(mb, "discard") !== undefined;
-    const s = child(mb, "source");
-    if (s)
-      d.memoryBacking.source = r.enumAttr(
-        s,
-        "type",
-        ["anonymous", "file", "memfd"] as const,
+    // unknown values: VIR_ERR_CONFIG_UNSUPPORTED "unknown memoryBacking/<elem>/<attr> '<value>'"
+    const backingEnum = <T extends string>(
+      elName: string,
+      attrName: string,
+      allowed: readonly T[],
+    ) => {
+      const el = child(mb, elName);
+      const v = attr(el, attrName);
+      if (!el || v === undefined || v === "") return undefined;
+      if ((allowed as readonly string[]).includes(v)) return v as T;
+      r.report(
+        el,
+        attrName,
+        "attr.invalid",
+        `unknown memoryBacking/${elName}/${attrName} '${v}'`,
         R_MEM,
       );
-    const a = child(mb, "access");
-    if (a) d.memoryBacking.access = r.enumAttr(a, "mode", ["shared", "private"] as const, R_MEM);
+      return undefined;
+    };
+    d.memoryBacking.source = backingEnum("source", "type", ["anonymous", "file", "memfd"] as const);
+    d.memoryBacking.access = backingEnum("access", "mode", ["shared", "private"] as const);
+    d.memoryBacking.allocation = backingEnum("allocation", "mode", [
+      "immediate",
+      "ondemand",
+    ] as const);
     const al = child(mb, "allocation");
-    if (al) {
-      d.memoryBacking.allocation = r.enumAttr(
-        al,
-        "mode",
-        ["immediate", "ondemand"] as const,
-        R_MEM,
-      );
-      d.memoryBacking.allocationThreads = r.uint(al, "threads", R_MEM);
+    const threads = attr(al, "threads");
+    if (al && threads !== undefined) {
+      const t = parseULL(threads);
+      if (t === undefined || t > 0xffffffffn)
+        r.report(
+          al,
+          "threads",
+          "number.invalid",
+          "Failed to parse memory allocation threads",
+          R_MEM,
+        );
+      else d.memoryBacking.allocationThreads = Number(t);
     }
   }
 
@@ -220,7 +249,13 @@ export function parseDomain(xmlText: string, fileName = "domain.xml"): ParsedDom
       hardLimit: lim("hard_limit"),
       softLimit: lim("soft_limit"),
       swapHardLimit: lim("swap_hard_limit"),
-      minGuarantee: lim("min_guarantee"),
+      // min_guarantee is a plain virDomainParseMemory value: no "unlimited"
+      minGuarantee: (() => {
+        const el = child(mt, "min_guarantee");
+        return el
+          ? r.memory(el, undefined, "unit", "virDomainDefTunablesParse (domain_conf.c)")
+          : undefined;
+      })(),
     };
   }
 
