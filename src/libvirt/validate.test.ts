@@ -305,3 +305,30 @@ describe("hugepage pools per host node under a strict numatune binding", () => {
     expect(checkDomain(text, readHostFacts(host(600))).valid).toBe(true);
   });
 });
+
+describe.skipIf(!have)(
+  "host trees from the inspector's builder (test/hosttree.ts) read the same way",
+  () => {
+    it("2 MiB pool and mounts, no 1 GiB pages: 2M domains pass, 1G domains are refused", async () => {
+      const { buildTree, writeTree } = await import("../../test/hosttree.js");
+      const dir = writeTree(
+        buildTree({
+          hugepages: { 2048: { nr: 1024, free: 1024 }, 1048576: { nr: 0, free: 0 } },
+          hugetlbfsMounts: [
+            { path: "/dev/hugepages" },
+            { path: "/dev/hugepages1G", pagesize: "1G" },
+          ],
+          numaNodes: 2,
+        }),
+      );
+      const host = readHostFacts(diskHostTree(dir));
+      expect(checkDomain(read("valid/hugepages-default-2M.xml"), host).valid).toBe(true);
+      // hugepages-numa-nodeset-part.xml backs guest node 1 (768 MiB) with 1 GiB pages
+      expect(
+        checkDomain(read("valid/hugepages-numa-nodeset-part.xml"), host).problems.map(
+          (p) => p.code,
+        ),
+      ).toEqual(["host.hugepage-pool"]);
+    });
+  },
+);
