@@ -23,54 +23,47 @@ function nestedHint(cpu: Cpu): string {
     : "";
 }
 
+/**
+ * The verdict from one vendor module's switch: its parameter (authoritative) and the CPU flag
+ * that tells "turned off" from "not offered". `what` says what happens without the feature.
+ */
+function moduleSwitch(
+  cpu: Cpu,
+  mod: Modules[number],
+  param: string,
+  cpuFlag: string,
+  onMode: string,
+  offMode: string,
+  what: string,
+): Verdict {
+  const raw = mod.parameters[param];
+  const on = paramBool(raw);
+  const shown = `${mod.name} ${param}=${raw?.trim()}`;
+  if (on) return { inEffect: true, mode: onMode, reason: shown };
+  if (on === false) {
+    const supported = flag(cpu, cpuFlag);
+    return {
+      inEffect: false,
+      mode: offMode,
+      reason: supported
+        ? `${shown} although the CPU supports ${onMode}: ${what}`
+        : `${shown} and the CPU does not offer ${onMode}: ${what}.${nestedHint(cpu)}`,
+    };
+  }
+  return {
+    inEffect: false,
+    mode: "none",
+    reason: `${mod.name} is loaded but its ${param} parameter cannot be read`,
+  };
+}
+
 export function tdpVerdict(cpu: Cpu, modules: Modules): Verdict {
   const intel = modules.find((m) => m.role === "intel");
   const amd = modules.find((m) => m.role === "amd");
   const pvm = modules.find((m) => m.role === "pvm");
-  if (intel) {
-    const ept = paramBool(intel.parameters.ept);
-    if (ept) return { inEffect: true, mode: "EPT", reason: "kvm_intel ept=Y" };
-    if (ept === false) {
-      return flag(cpu, "ept")
-        ? {
-            inEffect: false,
-            mode: "shadow",
-            reason: "kvm_intel ept=N although the CPU supports EPT: KVM uses shadow page tables",
-          }
-        : {
-            inEffect: false,
-            mode: "shadow",
-            reason: `kvm_intel ept=N and the CPU does not offer EPT: KVM uses shadow page tables.${nestedHint(cpu)}`,
-          };
-    }
-    return {
-      inEffect: false,
-      mode: "none",
-      reason: "kvm_intel is loaded but its ept parameter cannot be read",
-    };
-  }
-  if (amd) {
-    const npt = paramBool(amd.parameters.npt);
-    if (npt) return { inEffect: true, mode: "NPT", reason: "kvm_amd npt=1" };
-    if (npt === false) {
-      return flag(cpu, "npt")
-        ? {
-            inEffect: false,
-            mode: "shadow",
-            reason: "kvm_amd npt=0 although the CPU supports NPT: KVM uses shadow page tables",
-          }
-        : {
-            inEffect: false,
-            mode: "shadow",
-            reason: `kvm_amd npt=0 and the CPU does not offer NPT.${nestedHint(cpu)}`,
-          };
-    }
-    return {
-      inEffect: false,
-      mode: "none",
-      reason: "kvm_amd is loaded but its npt parameter cannot be read",
-    };
-  }
+  const shadow = "KVM uses shadow page tables";
+  if (intel) return moduleSwitch(cpu, intel, "ept", "ept", "EPT", "shadow", shadow);
+  if (amd) return moduleSwitch(cpu, amd, "npt", "npt", "NPT", "shadow", shadow);
   if (pvm) {
     return {
       inEffect: false,
@@ -96,27 +89,8 @@ export function vpidVerdict(cpu: Cpu, modules: Modules): Verdict {
   const amd = modules.find((m) => m.role === "amd");
   const pvm = modules.find((m) => m.role === "pvm");
   if (intel) {
-    const vpid = paramBool(intel.parameters.vpid);
-    if (vpid) return { inEffect: true, mode: "VPID", reason: "kvm_intel vpid=Y" };
-    if (vpid === false) {
-      return flag(cpu, "vpid")
-        ? {
-            inEffect: false,
-            mode: "none",
-            reason:
-              "kvm_intel vpid=N although the CPU supports VPID: every VM entry and exit flushes the TLB",
-          }
-        : {
-            inEffect: false,
-            mode: "none",
-            reason: `kvm_intel vpid=N and the CPU does not offer VPID: every VM entry and exit flushes the TLB.${nestedHint(cpu)}`,
-          };
-    }
-    return {
-      inEffect: false,
-      mode: "none",
-      reason: "kvm_intel is loaded but its vpid parameter cannot be read",
-    };
+    const flush = "every VM entry and exit flushes the TLB";
+    return moduleSwitch(cpu, intel, "vpid", "vpid", "VPID", "none", flush);
   }
   if (amd) {
     // SVM always tags guest TLB entries with an ASID (AMD APM vol. 2, 15.16); no parameter.
