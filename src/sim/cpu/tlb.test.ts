@@ -43,6 +43,19 @@ describe("TLB", () => {
     expect(t.hitWhere).toBe(HIT_L1);
   });
 
+  it("refilling a translation never duplicates it, even behind a freed way", () => {
+    const t = new Tlb();
+    const sets = GOLDEN_COVE_TLB.stlb.shared.entries / GOLDEN_COVE_TLB.stlb.shared.ways;
+    t.fill(0, 1, 10, tag(1, 0), 1, 0);
+    t.fill(sets, 1, 20, tag(1, 0), 1, 0); // same STLB set, next way
+    t.flushAddress(1, 0); // frees the first way
+    t.fill(sets, 1, 20, tag(1, 0), 1, TLB_W); // e.g. a re-walk to set the dirty bit
+    expect(t.stlb.count()).toBe(1);
+    t.assertInvariants();
+    expect(t.lookup(sets, tag(1, 0))).toBe(20);
+    expect(t.hitFlags).toBe(TLB_W);
+  });
+
   it("peek lookups leave no trace", () => {
     const t = new Tlb();
     t.fill(5, 1, 50, tag(1, 0), 1, 0);

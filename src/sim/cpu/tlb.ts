@@ -16,7 +16,7 @@
  * the edition you use). Sizes are configuration (TlbConfig).
  *
  * Invariants (assertInvariants): no set holds two valid entries with the same key and tag; an
- * entry's frame is aligned to its page size.
+ * entry's frame is aligned to its page size; the per-level counts match the valid entries.
  */
 import * as paging from "../../x86/paging.js";
 
@@ -58,6 +58,8 @@ export class TlbArray {
   readonly pfn: Float64Array;
   readonly flags: Uint8Array;
   readonly stamp: Float64Array;
+  /** valid entries per page level (index 1..3), so a lookup can skip a size that is absent */
+  private readonly levels = new Int32Array(4);
   private clock = 0;
 
   constructor(g: TlbGeometry) {
@@ -76,6 +78,7 @@ export class TlbArray {
 
   /** Index of the entry for (key, tag) or -1. `pageNo` picks the set. */
   find(pageNo: number, key: number, tag: number, peek: boolean): number {
+    if (this.levels[key % 4] === 0) return -1; // nothing of this page size cached
     const ways = this.ways;
     const first = (pageNo & (this.sets - 1)) * ways;
     const vpid = tag >>> 12;
@@ -94,17 +97,25 @@ export class TlbArray {
   insert(pageNo: number, key: number, tag: number, ept: number, pfn: number, flags: number): void {
     const ways = this.ways;
     const first = (pageNo & (this.sets - 1)) * ways;
-    let victim = first;
+    // the same translation again replaces itself; else a free way; else the least recently used
+    let victim = -1;
+    let free = -1;
+    let lru = -1;
     for (let i = first; i < first + ways; i++) {
-      if (this.key[i] === key && this.tag[i] === tag) {
+      const k = this.key[i];
+      if (k === key && this.tag[i] === tag) {
         victim = i;
         break;
       }
-      if (this.key[i] === -1) {
-        victim = i;
-        break;
-      }
-      if (this.stamp[i] < this.stamp[victim]) victim = i;
+      if (k === -1) {
+        if (free < 0) free = i;
+      } else if (lru < 0 || this.stamp[i] < this.stamp[lru]) lru = i;
+    }
+    if (victim < 0) victim = free >= 0 ? free : lru;
+    if (this.key[victim] === -1) this.levels[key % 4]++;
+    else if (this.key[victim] !== key) {
+      this.levels[this.key[victim] % 4]--;
+      this.levels[key % 4]++;
     }
     this.key[victim] = key;
     this.tag[victim] = tag;
@@ -125,6 +136,7 @@ export class TlbArray {
       if (ept >= 0 && this.ept[i] !== ept) continue;
       if (keepGlobal && (this.flags[i] & TLB_G) !== 0) continue;
       if (key >= 0 && this.key[i] !== key) continue;
+      this.levels[this.key[i] % 4]--;
       this.key[i] = -1;
       n++;
     }
@@ -138,6 +150,12 @@ export class TlbArray {
   }
 
   assertInvariants(): void {
+    const levels = new Int32Array(4);
+    for (let i = 0; i < this.key.length; i++) if (this.key[i] !== -1) levels[this.key[i] % 4]++;
+    for (let l = 1; l <= 3; l++) {
+      if (levels[l] !== this.levels[l])
+        throw new Error(`TLB level ${l} count ${this.levels[l]} != ${levels[l]}`);
+    }
     for (let set = 0; set < this.sets; set++) {
       const seen = new Set<string>();
       for (let i = set * this.ways; i < (set + 1) * this.ways; i++) {
