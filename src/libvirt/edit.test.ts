@@ -342,3 +342,65 @@ describe("files as libvirt writes them to /etc/libvirt/qemu", () => {
     );
   });
 });
+
+describe("inserting what is missing, in libvirt's order and the document's indentation", () => {
+  it("maxMemory, memory, currentMemory and memoryBacking into a domain that has none", () => {
+    const text = "<domain type='kvm'>\n  <name>a</name>\n</domain>\n";
+    const r = editDomain(text, {
+      memoryKiB: 1048576,
+      currentKiB: 524288,
+      max: { kib: 2097152, slots: 1 },
+      locked: true,
+    });
+    expect(r.text).toBe(
+      [
+        "<domain type='kvm'>",
+        "  <name>a</name>",
+        "  <maxMemory slots='1' unit='KiB'>2097152</maxMemory>",
+        "  <memory unit='KiB'>1048576</memory>",
+        "  <currentMemory unit='KiB'>524288</currentMemory>",
+        "  <memoryBacking>",
+        "    <locked/>",
+        "  </memoryBacking>",
+        "</domain>",
+        "",
+      ].join("\n"),
+    );
+  });
+  it("children into self-closing <memoryBacking/> and <devices/>, one rewrite each", () => {
+    const text =
+      "<domain type='kvm'>\n  <name>a</name>\n  <memory>1048576</memory>\n  <memoryBacking/>\n  <devices/>\n</domain>\n";
+    const r = editDomain(text, {
+      hugepages: { sizeKiB: 2048 },
+      locked: true,
+      balloon: { model: "virtio", statsPeriod: 5 },
+    });
+    expect(lineDiff(text, r.text)).toEqual({
+      removed: ["  <memoryBacking/>", "  <devices/>"],
+      added: [
+        "  <memoryBacking>",
+        "    <hugepages>",
+        "      <page size='2048' unit='KiB'/>",
+        "    </hugepages>",
+        "    <locked/>",
+        "  </memoryBacking>",
+        "  <devices>",
+        "    <memballoon model='virtio'>",
+        "      <stats period='5'/>",
+        "    </memballoon>",
+        "  </devices>",
+      ],
+    });
+  });
+  it("a <devices> element when there is none, as the last child", () => {
+    const text = "<domain type='kvm'>\n  <name>a</name>\n  <memory>1048576</memory>\n</domain>\n";
+    const r = editDomain(text, { balloon: { model: "virtio", statsPeriod: 5 } });
+    expect(lineDiff(text, r.text).added).toEqual([
+      "  <devices>",
+      "    <memballoon model='virtio'>",
+      "      <stats period='5'/>",
+      "    </memballoon>",
+      "  </devices>",
+    ]);
+  });
+});

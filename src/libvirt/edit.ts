@@ -20,6 +20,7 @@ import { expressKiB, formatBitmap } from "./scaled.js";
 import {
   appendChild,
   applySplices,
+  childIndent,
   detectStyle,
   insertAfter,
   insertBefore,
@@ -126,6 +127,32 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
     `${tag(name, [...extra, ["unit", "KiB"]], st, false)}${kib}</${name}>`;
   const before = parsed.domain;
 
+  // maxMemory first: libvirt prints maxMemory, memory, currentMemory, and insertions at one
+  // offset keep their order
+  if (req.max) {
+    const el = child(root, "maxMemory");
+    const slots = req.max.slots;
+    if (el) {
+      sp.push(...sizeSplices(doc, el, req.max.kib, st));
+      if (slots !== undefined) sp.push(setAttr(doc, el, "slots", String(slots), st));
+    } else {
+      const markup = kibTag(
+        "maxMemory",
+        req.max.kib,
+        slots !== undefined ? [["slots", String(slots)]] : [],
+      );
+      const mem = child(root, "memory");
+      sp.push(
+        mem
+          ? insertBefore(doc, mem, markup, st)
+          : insertTopLevel(doc, root, markup, ["uuid", "name"], st),
+      );
+    }
+    changes.push(
+      `maxMemory: ${before.maxMemory ? `${before.maxMemory.kib} KiB, ${before.maxMemory.slots} slots` : "none"} -> ${req.max.kib} KiB, ${slots ?? before.maxMemory?.slots ?? 0} slots`,
+    );
+  }
+
   if (req.memoryKiB !== undefined) {
     const el = child(root, "memory");
     if (el) sp.push(...sizeSplices(doc, el, req.memoryKiB, st));
@@ -156,30 +183,6 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
       );
     changes.push(`currentMemory: ${before.currentMemoryKiB} KiB -> ${req.currentKiB} KiB`);
   }
-  if (req.max) {
-    const el = child(root, "maxMemory");
-    const slots = req.max.slots;
-    if (el) {
-      sp.push(...sizeSplices(doc, el, req.max.kib, st));
-      if (slots !== undefined) sp.push(setAttr(doc, el, "slots", String(slots), st));
-    } else {
-      const markup = kibTag(
-        "maxMemory",
-        req.max.kib,
-        slots !== undefined ? [["slots", String(slots)]] : [],
-      );
-      const mem = child(root, "memory");
-      sp.push(
-        mem
-          ? insertBefore(doc, mem, markup, st)
-          : insertTopLevel(doc, root, markup, ["uuid", "name"], st),
-      );
-    }
-    changes.push(
-      `maxMemory: ${before.maxMemory ? `${before.maxMemory.kib} KiB, ${before.maxMemory.slots} slots` : "none"} -> ${req.max.kib} KiB, ${slots ?? before.maxMemory?.slots ?? 0} slots`,
-    );
-  }
-
   // <memoryBacking> children: one insertion point for all new children
   const mb = child(root, "memoryBacking");
   const newBacking: string[] = [];
@@ -227,11 +230,10 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
   }
   if (newBacking.length) {
     if (mb) {
-      const ind = indentOfOr(doc, mb);
-      for (const m of newBacking) {
-        const markup = m.replaceAll("@@IND@@", ind + st.unit);
-        backingChanges.push(appendChild(doc, mb, markup, st));
-      }
+      // one splice for all new children (a self-closing <memoryBacking/> is rewritten once)
+      const cInd = mb.children.length ? childIndent(doc, mb, st) : indentOfOr(doc, mb) + st.unit;
+      const markup = newBacking.map((m) => m.replaceAll("@@IND@@", cInd)).join(`${st.nl}${cInd}`);
+      backingChanges.push(appendChild(doc, mb, markup, st));
     } else {
       const ind = indentOfOr(doc, child(root, "memory") ?? root.children[0] ?? root);
       const inner = newBacking
@@ -304,20 +306,16 @@ function balloonSplices(
   if (!el) {
     const a: Array<[string, string]> = [["model", "virtio"]];
     if (want.autodeflate !== undefined) a.push(["autodeflate", want.autodeflate ? "on" : "off"]);
-    const ind = devices ? indentOfOr(doc, devices.children[0] ?? devices) : "";
+    const dInd = devices ? indentOfOr(doc, devices) : childIndent(doc, root, st);
+    const bInd = devices?.children.length ? childIndent(doc, devices, st) : dInd + st.unit;
+    const stats = tag("stats", [["period", String(want.statsPeriod)]], st, true);
     const markup =
       want.statsPeriod === undefined
         ? tag("memballoon", a, st, true)
-        : `${tag("memballoon", a, st, false)}${st.nl}${ind}${st.unit}${tag("stats", [["period", String(want.statsPeriod)]], st, true)}${st.nl}${ind}</memballoon>`;
+        : `${tag("memballoon", a, st, false)}${st.nl}${bInd}${st.unit}${stats}${st.nl}${bInd}</memballoon>`;
     if (!devices)
       return [
-        insertTopLevel(
-          doc,
-          root,
-          `<devices>${st.nl}${st.unit}${st.unit}${markup}${st.nl}${st.unit}</devices>`,
-          ["on_crash", "on_reboot", "on_poweroff", "clock", "cpu", "os"],
-          st,
-        ),
+        appendChild(doc, root, `<devices>${st.nl}${bInd}${markup}${st.nl}${dInd}</devices>`, st),
       ];
     return [appendChild(doc, devices, markup, st)];
   }

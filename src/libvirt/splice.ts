@@ -18,8 +18,15 @@ export interface Splice {
   text: string;
 }
 
+/**
+ * Apply splices of one original text. Insertions at the same offset keep their list order in the
+ * result (the later one is applied first, so the earlier one ends up before it).
+ */
 export function applySplices(text: string, splices: readonly Splice[]): string {
-  const sorted = [...splices].sort((a, b) => b.start - a.start || b.end - a.end);
+  const sorted = splices
+    .map((s, i) => ({ s, i }))
+    .sort((a, b) => b.s.start - a.s.start || b.s.end - a.s.end || b.i - a.i)
+    .map((x) => x.s);
   let out = text;
   let limit = Number.POSITIVE_INFINITY;
   for (const s of sorted) {
