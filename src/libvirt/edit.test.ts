@@ -404,3 +404,53 @@ describe("inserting what is missing, in libvirt's order and the document's inden
     ]);
   });
 });
+
+describe.skipIf(!have)("any combination of edits on any valid corpus file (property)", () => {
+  const req = fc.record(
+    {
+      currentKiB: fc.integer({ min: 1024, max: 65536 }),
+      max: fc.record({
+        kib: fc.integer({ min: 2 ** 36, max: 2 ** 40 }),
+        slots: fc.integer({ min: 0, max: 32 }),
+      }),
+      hugepages: fc.oneof(
+        fc.constant("none" as const),
+        fc.record({ sizeKiB: fc.constantFrom(2048, 1048576) }),
+      ),
+      balloon: fc.oneof(
+        fc.constant("none" as const),
+        fc.record(
+          {
+            model: fc.constant("virtio" as const),
+            autodeflate: fc.boolean(),
+            statsPeriod: fc.integer({ min: 1, max: 60 }),
+          },
+          { requiredKeys: ["model"] },
+        ),
+      ),
+      nosharepages: fc.boolean(),
+      locked: fc.boolean(),
+    },
+    { requiredKeys: [] },
+  );
+  const valid = files("valid");
+  it("never throws, reads back, touches only memory lines, and a second identical edit changes nothing", () => {
+    fc.assert(
+      fc.property(fc.constantFrom(...valid), req, (f, r) => {
+        const text = read(`valid/${f}`);
+        const e = editDomain(text, r);
+        expect(e.problems).toEqual([]);
+        const { removed, added } = lineDiff(text, e.text);
+        for (const l of [...removed, ...added]) {
+          expect(l).toMatch(
+            /<\/?(currentMemory|maxMemory|memoryBacking|hugepages|page|nosharepages|locked|memballoon|stats|address)\b/,
+          );
+        }
+        expect(parseDomain(e.text).problems).toEqual([]);
+        // idempotent: asking again for the same state gives the same bytes
+        expect(editDomain(e.text, r).text).toBe(e.text);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
