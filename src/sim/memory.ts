@@ -36,6 +36,8 @@ export class PhysMem {
   private nslots = 0;
   private readonly freeSlots: number[] = [];
   private cursor = 0;
+  /** next token for freshly written content: unique, in [2^31, 2^32), wrapping (content.ts) */
+  private nextWritten = 0x80000000;
   freeFrames: number;
 
   constructor(bytes: number) {
@@ -104,6 +106,18 @@ export class PhysMem {
       }
     }
     if (pfn < this.cursor) this.cursor = pfn;
+  }
+
+  /** A store changed frame `pfn`: it now holds content no other frame holds (a fresh token). */
+  written(pfn: number): void {
+    this.token[pfn] = this.freshToken();
+  }
+
+  /** A token no frame has been given since the last wrap (2^31 writes). */
+  freshToken(): number {
+    const t = this.nextWritten;
+    this.nextWritten = t === 0xffffffff ? 0x80000000 : t + 1;
+    return t;
   }
 
   /** Give a frame bytes (zeroed) if it has none; returns the word offset of its slot. */

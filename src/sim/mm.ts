@@ -22,6 +22,18 @@ import { KIND_ANON, KIND_KERNEL, KIND_THP, type PhysMem } from "./memory.js";
 
 export type VmaKind = "anon" | "hugetlb";
 
+/** What a VMA's pages hold when first touched (guest RAM content), as content tokens. */
+export interface PageContent {
+  /** token of the 4 KiB page `pageIndex` of `vma` (0 = the zero page) */
+  token(vma: Vma, pageIndex: number): number;
+}
+
+/** do_wp_page for frames the process does not own alone (KSM pages, the zero page): ksm.ts. */
+export interface WriteProtectHandler {
+  /** a write hit the read-only pte mapping `pfn` at `hva`; returns the pfn now mapped writable */
+  wpFault(mm: Mm, hva: number, pfn: number): number;
+}
+
 export interface Vma {
   readonly start: number;
   readonly end: number;
@@ -47,8 +59,13 @@ export class Mm implements TableSpace {
   readonly vmas: Vma[] = [];
   /** 4K frames mapped (anon + THP + hugetlb) */
   rss = 0;
+  /** first-touch content of pages (null: frames start as token 0) */
+  content: PageContent | null = null;
+  /** copy-on-write of shared frames (null: no shared frames) */
+  wp: WriteProtectHandler | null = null;
   private mmapBase = MMAP_TOP;
   private readonly out = new WalkOut();
+  private readonly entry = new Uint32Array(2);
   private readonly leaf = new LeafRef();
 
   constructor(
@@ -141,9 +158,15 @@ export class Mm implements TableSpace {
   }
 
   /** handle_mm_fault: make `hva` present; returns the 4K pfn or throws (SIGSEGV/SIGBUS). */
-  fault(hva: number, _write: boolean): number {
-    const present = this.lookup(hva);
-    if (present >= 0) return present;
+  fault(hva: number, write: boolean): number {
+    const present = this.lookup(hva, undefined, this.entry);
+    if (present >= 0) {
+      // a write to a read-only pte in a writable VMA: do_wp_page (KSM page or the zero page)
+      if (write && (this.entry[0] & PTE_RW) === 0 && this.wp) {
+        return this.wp.wpFault(this, hva, present);
+      }
+      return present;
+    }
     const vma = this.findVma(hva);
     if (!vma) throw new Error(`SIGSEGV: ${this.name} hva 0x${hva.toString(16)} is in no VMA`);
     const vpn = Math.floor(hva / 4096);
@@ -154,6 +177,7 @@ export class Mm implements TableSpace {
         throw new Error(`SIGBUS: no free ${vma.pageSize / 1048576}M huge page for ${this.name}`);
       }
       const level = vma.pageSize === 1073741824 ? 3 : 2;
+      this.fillContent(vma, vpn - (vpn % LEVEL_PAGES[level]), pfn, LEVEL_PAGES[level]);
       this.installLeaf(vpn, level, pfn);
       return pfn + (vpn % LEVEL_PAGES[level]);
     }
@@ -162,6 +186,7 @@ export class Mm implements TableSpace {
       if (base >= vma.start && base + 2097152 <= vma.end && this.pmdEmpty(vpn)) {
         const pfn = this.mem.alloc(9, KIND_THP);
         if (pfn >= 0) {
+          this.fillContent(vma, vpn - (vpn % 512), pfn, 512);
           this.installLeaf(vpn, 2, pfn);
           return pfn + (vpn % 512);
         }
@@ -170,8 +195,16 @@ export class Mm implements TableSpace {
     }
     const pfn = this.mem.alloc(0, KIND_ANON);
     if (pfn < 0) throw new Error("host out of memory");
+    this.fillContent(vma, vpn, pfn, 1);
     this.installLeaf(vpn, 1, pfn);
     return pfn;
+  }
+
+  private fillContent(vma: Vma, firstVpn: number, pfn: number, n: number): void {
+    const c = this.content;
+    if (c === null) return;
+    const first = firstVpn - vma.start / 4096;
+    for (let i = 0; i < n; i++) this.mem.token[pfn + i] = c.token(vma, first + i);
   }
 
   private pmdEmpty(vpn: number): boolean {
@@ -189,7 +222,7 @@ export class Mm implements TableSpace {
 
   assertInvariants(): void {
     let rss = 0;
-    forEachEntry(this.mem, this, GUEST_4LEVEL, this.root, (level, _t, _i, lo, _hi, leaf, first) => {
+    forEachEntry(this.mem, this, GUEST_4LEVEL, this.root, (level, _t, _i, lo, hi, leaf, first) => {
       if (!leaf) return true;
       const hva = first * 4096;
       const vma = this.findVma(hva);
@@ -199,6 +232,9 @@ export class Mm implements TableSpace {
       }
       if (vma.kind === "anon" && level > 2) throw new Error("anonymous 1G leaf");
       if ((lo & PTE_PS) === 0 && level > 1) throw new Error("leaf without PS");
+      // the shared zero page KSM maps (a special pte, vm_normal_page() is NULL) is not in rss
+      if (level === 1 && this.mem.kind[(hi & 0xfffff) * 1048576 + (lo >>> 12)] === KIND_KERNEL)
+        return true;
       rss += LEVEL_PAGES[level];
       return true;
     });

@@ -168,7 +168,7 @@ export class Cpu {
         rec.tlbLevel = this.tlb.hitLevel;
         rec.pfn = pfnHit;
         rec.cycles = l1 ? costs.l1Hit : costs.stlbHit;
-        if ((access & PF_W) !== 0 && !probe) this.host.mem.token[pfnHit]++;
+        if ((access & PF_W) !== 0 && !probe) this.host.mem.written(pfnHit);
         if (rec.detail) this.fillDetail(vcpu, rec);
         return STATUS_OK;
       }
@@ -266,7 +266,7 @@ export class Cpu {
         mmu.kind === "ept" ? vm.id + 1 : 0,
         flags,
       );
-      if ((access & PF_W) !== 0) this.host.mem.token[pfn]++;
+      if ((access & PF_W) !== 0) this.host.mem.written(pfn);
     }
     if (rec.detail) this.fillDetail(vcpu, rec);
     return STATUS_OK;

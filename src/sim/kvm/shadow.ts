@@ -95,6 +95,8 @@ export class ShadowMmu implements Mmu {
   private readonly sw = new WalkOut();
   private readonly leaf = new LeafRef();
   private readonly hostLevel = new Int32Array(1);
+  /** the host pte backing the faulting gfn (read-only for KSM pages and the zero page) */
+  private readonly hostEntry = new Uint32Array(2);
 
   constructor(readonly vm: Vm) {
     this.store = new SpteStore(
@@ -200,7 +202,7 @@ export class ShadowMmu implements Mmu {
       // let kvm_mmu_pte_write drop the shadow entry it changes
       this.emulations++;
       const pfn = vm.gfnToPfn(gfn);
-      vm.host.mem.token[pfn]++;
+      vm.host.mem.written(pfn);
       this.zapGuestEntry(gfn, rec.offset >>> 3);
       rec.gfn = gfn;
       rec.pfn = pfn;
@@ -211,7 +213,7 @@ export class ShadowMmu implements Mmu {
     const rssBefore = vm.mm.rss;
     const pfn = vm.mm.fault(hva, write);
     const hostFault = vm.mm.rss - rssBefore;
-    vm.mm.lookup(hva, this.hostLevel);
+    vm.mm.lookup(hva, this.hostLevel, this.hostEntry);
     const gLevel = sw.gLevel;
     const choice = hugePageAdjust(slot, gfn, this.hostLevel[0], gLevel);
     let level = choice.level;
@@ -227,6 +229,8 @@ export class ShadowMmu implements Mmu {
     }
     if ((perm & PERM_D) === 0 || slot.readonly || (level === 1 && this.isTracked(gfn)))
       perm &= ~PERM_W;
+    // a read-only host page (KSM page, zero page): no W until a write fault COW-breaks it
+    if ((this.hostEntry[0] & PTE_RW) === 0) perm &= ~PERM_W;
     // shadow path: one shadow page per guest table, direct pages below a split guest huge page
     const mem = vm.host.mem;
     const levels = vm.guestMode.levels;

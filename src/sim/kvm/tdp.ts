@@ -38,6 +38,7 @@ import {
 } from "../../x86/ept.js";
 import { EXIT_EPT_MISCONFIG, EXIT_EPT_VIOLATION } from "../../x86/faults.js";
 import { eptMode, LEVEL_PAGES, type PagingMode } from "../../x86/paging.js";
+import { PTE_RW } from "../../x86/pte.js";
 import { descend, entryIsLeaf, findLeaf, forEachEntry, LeafRef } from "../../x86/tables.js";
 import * as walker from "../../x86/walk.js";
 import { DIM_EPT, ST_EPT_MISCONFIG, ST_EPT_VIOLATION, type WalkOut } from "../../x86/walk.js";
@@ -109,6 +110,8 @@ export class TdpMmu implements Mmu {
   misconfigs = 0;
   private readonly leaf = new LeafRef();
   private readonly hostLevel = new Int32Array(1);
+  /** the host pte backing the faulting gfn (read-only for KSM pages and the zero page) */
+  private readonly hostEntry = new Uint32Array(2);
 
   constructor(
     readonly vm: Vm,
@@ -187,7 +190,7 @@ export class TdpMmu implements Mmu {
     const rssBefore = vm.mm.rss;
     const pfn = vm.mm.fault(hva, write);
     const hostFault = vm.mm.rss - rssBefore;
-    vm.mm.lookup(hva, this.hostLevel);
+    vm.mm.lookup(hva, this.hostLevel, this.hostEntry);
     const choice = hugePageAdjust(slot, gfn, this.hostLevel[0], TDP_MAX_LEVEL);
     const level = choice.level;
     // already mapped with the rights needed? (another vCPU, or a guest-table walk got it first)
@@ -200,6 +203,9 @@ export class TdpMmu implements Mmu {
       return { outcome: OUT_SPURIOUS, level: this.leaf.level, reason: choice.reason, hostFault };
     }
     let rwx = slot.readonly ? EPT_R | EPT_X : EPT_RWX;
+    // hva_to_pfn found a read-only host page (KSM page, zero page): map_writable is false, so
+    // the spte lacks W and a guest write exits to COW-break it (kvm_faultin_pfn, make_spte)
+    if ((this.hostEntry[0] & PTE_RW) === 0) rwx &= ~EPT_W;
     if (slot.dirtyLogging) {
       if (write) slot.dirtyBitmap![gfn - slot.baseGfn] = 1;
       else rwx &= ~EPT_W;

@@ -116,7 +116,7 @@ export class Vm implements FrameResolver {
     const pfn = this.gfnToPfn(gfn);
     if (pfn < 0) throw new Error(`gfn 0x${gfn.toString(16)} is not RAM`);
     this.host.mem.writeEntry(pfn, index, lo, hi);
-    this.host.mem.token[pfn]++;
+    this.host.mem.written(pfn);
     const slot = this.memslots.lookup(gfn);
     if (slot?.dirtyBitmap) slot.dirtyBitmap[gfn - slot.baseGfn] = 1;
     const trapped = this.mmu.guestTableWrite(gfn, index);

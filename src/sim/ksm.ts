@@ -1,0 +1,450 @@
+/**
+ * KSM (kernel samepage merging), as mm/ksm.c does it.
+ *
+ * How it works (ksm.c "DOC: Overview", Documentation/admin-guide/mm/ksm.rst): processes mark
+ * areas MADV_MERGEABLE (QEMU does it for guest RAM unless <nosharepages/>; hugetlbfs areas are
+ * not KSM-compatible, vma_ksm_compatible). ksmd scans `pages_to_scan` pages every
+ * `sleep_millisecs` (ksm_scan_thread -> ksm_do_scan): scan_get_next_rmap_item walks the mm_slots
+ * in order, and in each the mergeable areas address by address; every present anonymous page
+ * (THP subpages too) gets an rmap_item kept in a per-mm list sorted by address (items of pages
+ * that went away are freed as the cursor passes them). cmp_and_merge_page then: a page whose
+ * checksum changed since the last scan is volatile and only has its checksum recorded; with
+ * use_zero_pages an unchanged empty page is replaced by the zero page; else the stable tree
+ * (write-protected KSM pages, by content) is searched and the page merged into a match;
+ * else the unstable tree (candidates of this full scan, flushed at the start of each) is
+ * searched: a match makes the scanned page a KSM page, the tree page is replaced by it, and the
+ * pair forms a new stable node. Merging write-protects the host pte and repoints it
+ * (write_protect_page, replace_page; a THP is split first) through HostPtes, whose MMU
+ * notifier zaps the VM's spte. A write then takes an EPT violation, KVM faults the host page
+ * for write and do_wp_page copies it (wpFault, the COW break). A stable node holds at most
+ * max_page_sharing rmap_items; more copies of one content become "dups" under a chain node.
+ * smart_scan skips pages that failed to merge for a while (should_skip_rmap_item). Content is
+ * compared through PhysMem tokens: equal tokens are identical pages; checksum() stands in for
+ * calc_checksum (xxhash of the page): like it, it is never 0 for the first sighting.
+ * Simplified: one NUMA node (merge_across_nodes has no effect), stale chain dups are pruned at
+ * every lookup (the kernel waits stable_node_chains_prune_millisecs), rbtrees are hash maps by
+ * content (same matches, without the order).
+ *
+ * Invariants (assertInvariants): the counters equal recounts over rmap_items and nodes; a KSM
+ * frame's mapcount equals the ptes mapping it; pages_shared + pages_sharing + pages_unshared
+ * <= ksm_rmap_items.
+ */
+import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
+import { PTE_P, pteFrame } from "../x86/pte.js";
+import { findLeaf, LeafRef } from "../x86/tables.js";
+import type { HostPtes } from "./hostpte.js";
+import { STABLE, UNSTABLE } from "./ksm-items.js";
+import {
+  KSM_DEFAULTS,
+  KsmMmSlot,
+  type KsmSettings,
+  KsmTrees,
+  type StableNode,
+} from "./ksm-tree.js";
+import { KIND_ANON, KIND_KERNEL, KIND_THP } from "./memory.js";
+import type { Mm, Vma, WriteProtectHandler } from "./mm.js";
+
+export { KSM_DEFAULTS, KsmMmSlot, type KsmSettings, StableNode } from "./ksm-tree.js";
+
+/** sizeof(struct ksm_rmap_item) on x86-64, as general_profit uses it */
+export const RMAP_ITEM_SIZE = 64;
+
+/** lowbias32 (Chris Wellons) of the token: calc_checksum's stand-in, never 0 */
+export function checksum(token: number): number {
+  let x = (token ^ 0x2545f491) >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d);
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b);
+  x ^= x >>> 16;
+  return x >>> 0 || 1;
+}
+
+export class Ksm extends KsmTrees implements WriteProtectHandler {
+  pagesScanned = 0;
+  pagesSkipped = 0;
+  zeroPages = 0;
+  /** copy-on-write breaks of KSM pages and of the zero page */
+  cowBreaks = 0;
+  /** ZERO_PAGE: one kernel frame of zeros */
+  readonly zeroPfn: number;
+  private readonly bySlot = new Map<Mm, KsmMmSlot>();
+  private readonly zeroChecksum = checksum(0);
+  // scan cursor: slot index (-1 = ksm_mm_head), next address, the item before the cursor
+  private cur = -1;
+  private addr = 0;
+  private prev = -1;
+  private page = -1;
+  private skipTo = 0;
+  private nextRunMs = 0;
+  // page-table cursor cache over one 2M region
+  private cMm: Mm | null = null;
+  private cKey = -1;
+  private cTable = -1;
+  private cHuge = -1;
+  private readonly leaf = new LeafRef();
+
+  constructor(
+    readonly ptes: HostPtes,
+    settings: Partial<KsmSettings> = {},
+  ) {
+    super(ptes.host.mem, { ...KSM_DEFAULTS, ...settings });
+    this.zeroPfn = this.mem.alloc(0, KIND_KERNEL);
+    if (this.zeroPfn < 0) throw new Error("no frame for the zero page");
+  }
+
+  /** madvise(MADV_MERGEABLE) on a VMA (ksm_madvise; __ksm_enter adds the mm behind the cursor). */
+  madvise(mm: Mm, vma: Vma): boolean {
+    if (vma.kind !== "anon") return false; // VM_HUGETLB is not KSM-compatible
+    let slot = this.bySlot.get(mm);
+    if (!slot) {
+      slot = new KsmMmSlot(this.slots.length, mm);
+      this.slots.push(slot);
+      this.bySlot.set(mm, slot);
+      mm.wp = this;
+    }
+    slot.ranges.push([vma.start / 4096, vma.end / 4096]);
+    slot.ranges.sort((a, b) => a[0] - b[0]);
+    return true;
+  }
+
+  slotOf(mm: Mm): KsmMmSlot | undefined {
+    return this.bySlot.get(mm);
+  }
+
+  /** ksmd on the simulated clock: every batch due by `nowMs`; returns pages scanned. */
+  runUntil(nowMs: number): number {
+    let n = 0;
+    if (this.settings.run === 2) this.unmergeAll();
+    while (this.nextRunMs <= nowMs) {
+      if (this.settings.run === 1) n += this.scan(this.settings.pages_to_scan);
+      this.nextRunMs += this.settings.sleep_millisecs;
+    }
+    return n;
+  }
+
+  /** ksm_do_scan: up to `pages` pages; a full scan ending stops the batch early. */
+  scan(pages: number): number {
+    this.cKey = -1;
+    let done = 0;
+    while (done < pages) {
+      const item = this.scanGetNext();
+      if (item < 0) break;
+      this.cmpAndMerge(this.page, item);
+      this.pagesScanned++;
+      done++;
+    }
+    return done;
+  }
+
+  private scanGetNext(): number {
+    if (this.slots.length === 0) return -1;
+    const it = this.items;
+    if (this.cur < 0) {
+      this.unstable.clear(); // root_unstable_tree = RB_ROOT
+      this.cur = 0;
+      this.addr = 0;
+      this.prev = -1;
+    }
+    while (this.cur < this.slots.length) {
+      const slot = this.slots[this.cur];
+      for (const [start, end] of slot.ranges) {
+        if (this.addr < start) this.addr = start;
+        while (this.addr < end) {
+          const pfn = this.pfnAt(slot.mm, this.addr);
+          const k = pfn < 0 ? 0 : this.mem.kind[pfn];
+          if (k !== KIND_ANON && k !== KIND_THP) {
+            this.addr = pfn < 0 ? this.skipTo : this.addr + 1;
+            continue;
+          }
+          const item = it.getNext(slot, this.prev, this.addr, this);
+          this.prev = item;
+          this.addr++;
+          if (this.shouldSkip(pfn, item)) continue;
+          this.page = pfn;
+          return item;
+        }
+      }
+      it.removeTrailing(slot, this.prev, this); // no mergeable area above the cursor
+      this.cur++;
+      this.addr = 0;
+      this.prev = -1;
+    }
+    this.cur = -1;
+    this.fullScans++;
+    return -1;
+  }
+
+  /** follow the host tables to the pfn at `vpn` (or -1, with skipTo the next vpn to try) */
+  private pfnAt(mm: Mm, vpn: number): number {
+    const mem = this.mem;
+    const key = Math.floor(vpn / 512);
+    if (key !== this.cKey || mm !== this.cMm) {
+      const l = findLeaf(mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
+      if (l.level >= 2 && !l.present) {
+        const span = LEVEL_PAGES[l.level];
+        this.skipTo = vpn - (vpn % span) + span;
+        this.cKey = -1;
+        return -1;
+      }
+      this.cMm = mm;
+      this.cKey = key;
+      this.cTable = l.level === 1 ? l.tableFrame : -1;
+      this.cHuge = l.level === 2 ? pteFrame(l.lo, l.hi) - (pteFrame(l.lo, l.hi) % 512) : -1;
+    }
+    if (this.cHuge >= 0) return this.cHuge + (vpn % 512);
+    const lo = mem.entryLo(this.cTable, vpn % 512);
+    if ((lo & PTE_P) === 0) {
+      this.skipTo = vpn + 1;
+      return -1;
+    }
+    return pteFrame(lo, mem.entryHi(this.cTable, vpn % 512));
+  }
+
+  /** should_skip_rmap_item (smart_scan): back off from pages that never merge. */
+  private shouldSkip(pfn: number, item: number): boolean {
+    if (!this.settings.smart_scan || this.stableOf[pfn] >= 0) return false;
+    const it = this.items;
+    const age = it.age[item];
+    if (age !== 255) it.age[item] = age + 1;
+    if (age < 3) return false;
+    if (it.skips[item] === 0) {
+      it.skips[item] = age <= 3 ? 1 : age <= 5 ? 2 : age <= 8 ? 4 : 8; // skip_age()
+      return false;
+    }
+    this.pagesSkipped++;
+    it.skips[item]--;
+    this.removeFromTree(item);
+    return true;
+  }
+
+  private cmpAndMerge(pfn: number, item: number): void {
+    const it = this.items;
+    const mem = this.mem;
+    let bypass = false;
+    const own = this.stableOf[pfn];
+    if (own >= 0) {
+      if ((it.flags[item] & STABLE) !== 0 && it.node[item] === own) return;
+      if (!this.candidate(this.nodes[own]!)) bypass = true;
+    } else {
+      this.removeFromTree(item);
+      const cs = checksum(mem.token[pfn]);
+      if (it.csum[item] !== cs) {
+        it.csum[item] = cs; // changed since the last scan: volatile
+        return;
+      }
+      if (this.settings.use_zero_pages && cs === this.zeroChecksum && mem.token[pfn] === 0) {
+        this.mergeZero(item, pfn);
+        return;
+      }
+    }
+    const found = this.stableSearch(pfn);
+    if (found && found.kpfn === pfn && it.node[item] === found.id) return;
+    this.removeFromTree(item);
+    if (found) {
+      if (this.mergeOne(item, pfn, found)) this.append(item, found, bypass);
+      return;
+    }
+    const tree = this.unstableSearchInsert(item, pfn);
+    if (tree < 0) return;
+    const treePfn = this.page;
+    // try_to_merge_two_pages: this page becomes the KSM page, the tree page is replaced by it
+    this.writeProtect(item, pfn);
+    const node = this.stableInsert(pfn);
+    this.mergeOne(tree, treePfn, node);
+    this.append(tree, node, false);
+    this.append(item, node, false);
+  }
+  /** write_protect_page (splitting a THP first, as try_to_merge_one_page does) */
+  private writeProtect(item: number, pfn: number): void {
+    const slot = this.slots[this.items.mm[item]];
+    const vpn = this.items.addr[item];
+    this.ptes.pte4K(slot.mm, vpn);
+    this.ptes.setPte(slot.mm, vpn, pfn, false, true);
+    this.cKey = -1;
+    this.removeFromTree(item);
+  }
+
+  /** try_to_merge_with_ksm_page: replace the page at the item by the node's KSM page. */
+  private mergeOne(item: number, pfn: number, node: StableNode): boolean {
+    if (pfn === node.kpfn) {
+      this.removeFromTree(item);
+      return true;
+    }
+    if (this.mem.token[pfn] !== node.token) return false; // pages_identical failed
+    const slot = this.slots[this.items.mm[item]];
+    const vpn = this.items.addr[item];
+    this.ptes.pte4K(slot.mm, vpn);
+    this.ptes.setPte(slot.mm, vpn, node.kpfn, false, true); // replace_page
+    node.mapcount++;
+    this.mem.free(pfn, 0); // the old page's only mapping went
+    this.cKey = -1;
+    this.removeFromTree(item);
+    return true;
+  }
+
+  /** try_to_merge_with_zero_page: map the zero page (a special pte, out of rss) instead. */
+  private mergeZero(item: number, pfn: number): void {
+    const slot = this.slots[this.items.mm[item]];
+    const vpn = this.items.addr[item];
+    this.ptes.pte4K(slot.mm, vpn);
+    this.ptes.setPte(slot.mm, vpn, this.zeroPfn, false, true);
+    slot.mm.rss--;
+    this.mem.free(pfn, 0);
+    this.zeroPages++;
+    slot.zeroPages++;
+    this.cKey = -1;
+  }
+  /** unstable_tree_search_insert: a matching candidate (its pfn in this.page), or insert. */
+  private unstableSearchInsert(item: number, pfn: number): number {
+    const it = this.items;
+    const token = this.mem.token[pfn];
+    const other = this.unstable.get(token);
+    if (
+      other !== undefined &&
+      other !== item &&
+      (it.flags[other] & UNSTABLE) !== 0 &&
+      it.utok[other] === token
+    ) {
+      const slot = this.slots[it.mm[other]];
+      const opfn = this.pfnAt(slot.mm, it.addr[other]);
+      this.cKey = -1;
+      const k = opfn < 0 ? 0 : this.mem.kind[opfn];
+      // get_mergeable_page failed: the tree page is gone
+      if ((k !== KIND_ANON && k !== KIND_THP) || this.stableOf[opfn] >= 0) return -1;
+      if (opfn === pfn) return -1;
+      if (this.mem.token[opfn] === token) {
+        this.page = opfn;
+        return other;
+      }
+      // the tree page changed since it went in: it stays, misplaced, and this one goes in
+    }
+    it.flags[item] |= UNSTABLE;
+    it.seq[item] = this.fullScans & 0xff;
+    it.utok[item] = token;
+    this.unstable.set(token, item);
+    this.pagesUnshared++;
+    return -1;
+  }
+  /** do_wp_page on a KSM page or the zero page: copy it, map the copy writable (COW break). */
+  wpFault(mm: Mm, hva: number, pfn: number): number {
+    const vpn = Math.floor(hva / 4096);
+    const npfn = this.mem.alloc(0, KIND_ANON);
+    if (npfn < 0) throw new Error("host out of memory");
+    this.mem.token[npfn] = this.mem.token[pfn];
+    this.ptes.setPte(mm, vpn, npfn, true, true);
+    this.cKey = -1;
+    this.cowBreaks++;
+    if (pfn === this.zeroPfn) {
+      mm.rss++;
+      this.zeroPages--;
+      const slot = this.bySlot.get(mm);
+      if (slot) slot.zeroPages--;
+    } else {
+      this.ptes.vmstat.cow_ksm++;
+      this.putPage(pfn);
+    }
+    return npfn;
+  }
+
+  /** A pte mapping KSM page `pfn` went away: the page is freed with its last mapping. */
+  putPage(pfn: number): void {
+    const id = this.stableOf[pfn];
+    if (id < 0) throw new Error(`putPage of non-KSM pfn ${pfn}`);
+    const node = this.nodes[id]!;
+    if (--node.mapcount === 0) {
+      this.stableOf[pfn] = -1;
+      node.kpfn = -1;
+      this.mem.free(pfn, 0);
+    }
+  }
+
+  /** echo 2 > run: unmerge_and_remove_all_rmap_items (COW-break every KSM and zero pte). */
+  unmergeAll(): void {
+    const it = this.items;
+    for (const slot of this.slots) {
+      for (let i = slot.head; i >= 0; i = it.next[i]) {
+        const vpn = it.addr[i];
+        const pfn = this.pfnAt(slot.mm, vpn);
+        this.cKey = -1;
+        if (pfn >= 0 && (this.stableOf[pfn] >= 0 || pfn === this.zeroPfn))
+          this.wpFault(slot.mm, vpn * 4096, pfn);
+      }
+      it.removeTrailing(slot, -1, this);
+    }
+    this.cur = -1;
+    this.unstable.clear();
+  }
+
+  /** The sysfs counters (ksm.c *_show; pages_volatile and general_profit as computed there). */
+  counters(): Record<string, number> {
+    const s = this.settings;
+    const rmap = this.items.count;
+    const volatile = rmap - this.pagesShared - this.pagesSharing - this.pagesUnshared;
+    return {
+      run: s.run,
+      pages_to_scan: s.pages_to_scan,
+      sleep_millisecs: s.sleep_millisecs,
+      max_page_sharing: s.max_page_sharing,
+      merge_across_nodes: s.merge_across_nodes,
+      use_zero_pages: s.use_zero_pages,
+      smart_scan: s.smart_scan,
+      stable_node_chains_prune_millisecs: 2000,
+      pages_shared: this.pagesShared,
+      pages_sharing: this.pagesSharing,
+      pages_unshared: this.pagesUnshared,
+      pages_volatile: Math.max(volatile, 0),
+      pages_scanned: this.pagesScanned,
+      pages_skipped: this.pagesSkipped,
+      full_scans: this.fullScans,
+      stable_node_chains: this.stableNodeChains,
+      stable_node_dups: this.stableNodeDups,
+      ksm_zero_pages: this.zeroPages,
+      general_profit: (this.pagesSharing + this.zeroPages) * 4096 - rmap * RMAP_ITEM_SIZE,
+    };
+  }
+
+  /** /proc/PID/ksm_stat of a process (fs/proc/base.c proc_pid_ksm_stat). */
+  ksmStat(mm: Mm): string {
+    const s = this.bySlot.get(mm);
+    const items = s?.rmapItems ?? 0;
+    const merging = s?.mergingPages ?? 0;
+    const zero = s?.zeroPages ?? 0;
+    const profit = (merging + zero) * 4096 - items * RMAP_ITEM_SIZE;
+    return `ksm_rmap_items ${items}\nksm_zero_pages ${zero}\nksm_merging_pages ${merging}\nksm_process_profit ${profit}\nksm_merge_any: no\nksm_mergeable: ${s ? "yes" : "no"}\n`;
+  }
+
+  assertInvariants(): void {
+    const it = this.items;
+    let shared = 0;
+    let sharing = 0;
+    let unshared = 0;
+    let n = 0;
+    for (const slot of this.slots) {
+      let merging = 0;
+      let last = -1;
+      for (let i = slot.head; i >= 0; i = it.next[i]) {
+        n++;
+        if (it.addr[i] <= last) throw new Error("rmap_list not sorted");
+        last = it.addr[i];
+        if ((it.flags[i] & STABLE) !== 0) {
+          merging++;
+          if (it.hnext[i] >= 0) sharing++;
+          else shared++;
+        } else if ((it.flags[i] & UNSTABLE) !== 0) unshared++;
+      }
+      if (merging !== slot.mergingPages) throw new Error(`${slot.mm.name}: ksm_merging_pages`);
+    }
+    if (n !== it.count) throw new Error(`rmap_items ${it.count} != listed ${n}`);
+    if (shared !== this.pagesShared || sharing !== this.pagesSharing)
+      throw new Error(
+        `pages_shared/sharing ${this.pagesShared}/${this.pagesSharing} != ${shared}/${sharing}`,
+      );
+    if (unshared !== this.pagesUnshared) throw new Error("pages_unshared");
+    for (const node of this.nodes) {
+      if (!node || node.kpfn < 0) continue;
+      if (this.stableOf[node.kpfn] !== node.id) throw new Error("stableOf");
+      if (node.mapcount <= 0) throw new Error("live KSM page without mappings");
+    }
+  }
+}
