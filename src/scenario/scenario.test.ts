@@ -69,6 +69,11 @@ describe("scenario validation errors", () => {
       "S:3:11: host.memory: '4 gigs': not a size (libvirt accepts b, bytes, KB, k, KiB, MB, M, MiB, GB, G, GiB, TB, T, TiB, PB, P, PiB, EB, E, EiB) (see docs/sim.md for the scenario format)",
     ],
     [
+      "a host size the simulator cannot hold",
+      BASE.replace("4GiB", "1536MiB"),
+      "S:3:11: host.memory: '1536MiB': must be a whole number of GiB, e.g. 16GiB",
+    ],
+    [
       "a missing required key",
       BASE.replace("  memory: 4GiB\n", "  cpus: 2\n"),
       "S:3:3: host.memory: missing: expected number, received undefined (see docs/sim.md for the scenario format)",

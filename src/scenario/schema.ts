@@ -63,7 +63,14 @@ export const KsmSettingsSchema = z.strictObject({
 });
 
 export const HostSchema = z.strictObject({
-  memory: Size,
+  /** whole GiB: the simulator's frame allocator works in naturally aligned 1 GiB blocks */
+  memory: Size.pipe(
+    z
+      .number()
+      .refine((v) => v > 0 && v % 2 ** 30 === 0, {
+        message: "must be a whole number of GiB, e.g. 16GiB",
+      }),
+  ),
   cpus: z.number().int().positive().default(4),
   cpu: CpuSchema.default(CpuSchema.parse({})),
   kernel: z
