@@ -16,6 +16,7 @@
  */
 import type { Domain, DomainProblem } from "./model.js";
 import { parseDomain } from "./parse.js";
+import { locate } from "./reader.js";
 import { expressKiB, formatBitmap } from "./scaled.js";
 import {
   appendChild,
@@ -101,23 +102,23 @@ export function editDomain(xmlText: string, req: EditRequest): EditResult {
   }
   if (req.memoryKiB !== undefined && parsed.domain.numa.length > 0) {
     // virsh setmaxmem --config refuses the same way: the cells decide the boot memory
-    const p = {
+    const p = locate(doc, parsed.source.cells[0] ?? root, undefined, {
       ...fail(
         "initial memory size of a domain with NUMA nodes cannot be modified with this API; change the memory of the <cpu><numa><cell> elements instead",
       ),
       rule: "qemuDomainSetMemoryFlags (qemu_driver.c)",
-    };
+    });
     return { text: xmlText, changes: [], problems: [p] };
   }
   const memoryAfter = req.memoryKiB ?? parsed.domain.memoryKiB;
   if (req.currentKiB !== undefined && req.currentKiB > memoryAfter) {
     // virsh setmem --config refuses this; in the XML libvirt would silently lower it
-    const p = {
+    const p = locate(doc, child(root, "memory") ?? root, undefined, {
       ...fail(
         `cannot set memory higher than max memory (currentMemory ${req.currentKiB} KiB > memory ${memoryAfter} KiB)`,
       ),
       rule: "qemuDomainSetMemoryFlags (qemu_driver.c)",
-    };
+    });
     return { text: xmlText, changes: [], problems: [p] };
   }
   const st = detectStyle(doc);
