@@ -1,8 +1,9 @@
 /**
  * The public API of kvmem's libvirt layer: the domain memory model, its parser, libvirt's
  * semantic and host rules, RelaxNG validation, explanation and byte-preserving edits.
- * Everything here is pure (no Node APIs) except `loadSchemas`/`diskHostTree`, which live in
- * node.ts and are exported from there only.
+ * Everything here is pure (no Node APIs); the schema check runs libxml2 as WebAssembly through
+ * xmllint-wasm (a worker thread in Node, its browser build elsewhere). Reading schema files and
+ * host trees from disk is node.ts (`loadSchemas`, `diskHostTree`), exported from there only.
  */
 
 export { type QemuSizes, qemuAlignMemorySizes } from "./align.js";
@@ -30,6 +31,7 @@ export type {
   Numatune,
 } from "./model.js";
 export { parseDomain } from "./parse.js";
+export { type RamPart, ramParts } from "./ramparts.js";
 export type { DomainSource, ParsedDomain } from "./reader.js";
 export { checkRules, initialMemoryKiB, memoryAlignmentKiB } from "./rules.js";
 export {
