@@ -1,11 +1,10 @@
 /**
  * The adapter from src/libvirt's domain model to the report's domain summary: which guest RAM
- * each huge page size backs (libvirt: a <page> with a nodeset backs those guest NUMA cells, the
- * one without a nodeset backs every other cell; a page without a size is the host's default huge
- * page size — virDomainHugepagesParseXML / qemuBuildMemoryBackendProps), and the host NUMA nodes
- * a strict <numatune><memory> binds it to.
+ * each huge page size backs (src/libvirt ramParts: a <page> with a nodeset backs those guest NUMA
+ * cells, the one without a nodeset every other cell; a page without a size is the host's default
+ * huge page size), and the host NUMA nodes a strict <numatune><memory> binds it to.
  */
-import { parseDomain } from "../libvirt/parse.js";
+import { parseDomain, ramParts } from "../libvirt/index.js";
 import type { DomainReader } from "./domains.js";
 import type { DomainSummary } from "./schema.js";
 
@@ -17,31 +16,22 @@ export function libvirtDomainReader(defaultHugeKiB: number | null): DomainReader
         .split("/")
         .pop()
         ?.replace(/\.xml$/, "") ?? file;
-    const hugepages: DomainSummary["hugepages"] = [];
-    const pages = d.memoryBacking.hugepages ?? [];
-    const devicesKiB = d.memoryDevices.reduce((s, m) => s + m.sizeKiB, 0);
-    const initialKiB = Math.max(0, d.memoryKiB - devicesKiB);
-    if (pages.length > 0) {
-      const sizeOf = (s: number | undefined) => s ?? defaultHugeKiB ?? 2048;
-      const master = pages.find((p) => p.nodeset === undefined);
-      const backed = new Map<(typeof pages)[number], number>();
-      if (d.numa.length === 0) {
-        const p = master ?? pages.find((x) => x.nodeset?.includes(0));
-        if (p) backed.set(p, initialKiB);
-      } else {
-        for (const cell of d.numa) {
-          const p = pages.find((x) => x.nodeset?.includes(cell.id)) ?? master;
-          if (p) backed.set(p, (backed.get(p) ?? 0) + cell.memoryKiB);
-        }
-      }
-      for (const p of pages) {
-        hugepages.push({
-          sizeKiB: sizeOf(p.sizeKiB),
-          nodeset: p.nodeset ? p.nodeset.join(",") : null,
-          backedKiB: backed.get(p) ?? 0,
-        });
-      }
+    // what backs each guest node's RAM, as libvirt decides it (src/libvirt ramParts)
+    const bySize = new Map<number, { nodes: number[]; kib: number; all: boolean }>();
+    for (const part of ramParts(d)) {
+      if (!part.huge) continue;
+      const size = part.huge.sizeKiB ?? defaultHugeKiB ?? 2048;
+      const e = bySize.get(size) ?? { nodes: [], kib: 0, all: false };
+      e.kib += part.kib;
+      if (part.nodes) e.nodes.push(...part.nodes);
+      else e.all = true;
+      bySize.set(size, e);
     }
+    const hugepages: DomainSummary["hugepages"] = [...bySize.entries()].map(([sizeKiB, e]) => ({
+      sizeKiB,
+      nodeset: e.all ? null : e.nodes.join(","),
+      backedKiB: e.kib,
+    }));
     const mem = d.numatune?.memory;
     const hostNodes =
       mem &&
