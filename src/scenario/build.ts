@@ -11,12 +11,14 @@
  * Pure: no Node APIs (the lab runs this in a browser worker).
  */
 import type { Domain } from "../libvirt/model.js";
-import { parseDomain } from "../libvirt/parse.js";
+import { initialMemoryKiB, parseDomain, ramParts } from "../libvirt/index.js";
 import type { Cpu } from "../sim/cpu/cpu.js";
 import type { TlbConfig } from "../sim/cpu/tlb.js";
 import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
 import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
 import { Host } from "../sim/host.js";
+import { HostPtes, VmStat } from "../sim/hostpte.js";
+import { Ksm } from "../sim/ksm.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
 import type { Vm } from "../sim/kvm/vm.js";
 import type { Mm } from "../sim/mm.js";
@@ -25,6 +27,7 @@ import type { Workload } from "../workload/batch.js";
 import { parseLackey, TraceWorkload } from "../workload/lackey.js";
 import { SyntheticWorkload } from "../workload/patterns.js";
 import { Prng } from "../workload/prng.js";
+import { GuestContent, ImageRegistry } from "./content.js";
 import type { Scenario, VmEntry, WorkloadConfig } from "./schema.js";
 
 export type Backing = "4K" | "thp" | "2M" | "1G";
@@ -57,6 +60,10 @@ export interface BuiltHost {
   scenario: Scenario;
   host: Host;
   vms: SimVm[];
+  /** host pte edits + the MMU notifier, and /proc/vmstat counters */
+  ptes: HostPtes;
+  /** ksmd (runs when host.kernel.ksm.run is 1) */
+  ksm: Ksm;
   /** hugetlb pages reserved per size (bytes -> count) */
   reserved: Map<number, number>;
 }
@@ -81,11 +88,10 @@ function tlbConfig(s: Scenario): TlbConfig {
 
 export function backingOf(entry: VmEntry, d: Domain, s: Scenario): Backing {
   if (entry.backing) return entry.backing;
-  const pages = d.memoryBacking.hugepages;
-  if (pages && pages.length > 0) {
-    const size = pages.find((p) => p.nodeset === undefined)?.sizeKiB ?? pages[0].sizeKiB ?? 2048;
-    return size === 1048576 ? "1G" : "2M";
-  }
+  // the page size backing most of the guest's RAM (libvirt's per-node choice, ramParts)
+  const parts = ramParts(d).sort((a, b) => b.kib - a.kib);
+  const huge = parts[0]?.huge;
+  if (huge) return huge.sizeKiB === 1048576 ? "1G" : "2M";
   return s.host.kernel.thp === "never" ? "4K" : "thp";
 }
 
@@ -117,14 +123,17 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   reserved.set(2 * MiB, host.reserveHugePages(2097152, s.host.kernel.hugepages["2M"]));
   reserved.set(GiB, host.reserveHugePages(1073741824, s.host.kernel.hugepages["1G"]));
   const rng = new Prng(s.seed);
+  const ptes = new HostPtes(host, new VmStat());
+  const ksm = new Ksm(ptes, s.host.kernel.ksm);
+  const images = new ImageRegistry();
   const vms: SimVm[] = [];
   s.vms.forEach((entry, index) => {
     const src = input.domains.get(entry.name) ?? { xml: entry.xml ?? "", file: entry.name };
     const { domain } = parseDomain(src.xml, src.file);
-    const devicesKiB = domain.memoryDevices.reduce((a, m) => a + m.sizeKiB, 0);
+    // the RAM QEMU boots the guest with: NUMA cells, else <memory> less memory devices
     const memory = Math.max(
       64 * MiB,
-      Math.ceil(((domain.memoryKiB - devicesKiB) * 1024) / (2 * MiB)) * 2 * MiB,
+      Math.ceil((initialMemoryKiB(domain) * 1024) / (2 * MiB)) * 2 * MiB,
     );
     const w = workloadConfig(s, entry);
     const sv: SimVm = {
@@ -147,10 +156,16 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       procs: [],
       guestLevel: entry.guest.pageSize === "1G" ? 3 : entry.guest.pageSize === "2M" ? 2 : 1,
     };
-    startVm(host, s, sv, vms, entry, rng.fork(index), input.traces);
+    startVm(host, s, sv, vms, entry, rng.fork(index), input.traces, images);
+    if (sv.mm) {
+      // QEMU madvises guest RAM MADV_MERGEABLE (memory_try_enable_merging) unless the machine
+      // has mem-merge=off, which libvirt sets for <memoryBacking><nosharepages/>; hugetlbfs
+      // RAM is not KSM-compatible (ksm_madvise ignores it)
+      if (!domain.memoryBacking.nosharepages) ksm.madvise(sv.mm, sv.mm.vmas[0]);
+    }
     vms.push(sv);
   });
-  return { scenario: s, host, vms, reserved };
+  return { scenario: s, host, vms, reserved, ptes, ksm };
 }
 
 /** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */
@@ -165,6 +180,7 @@ function startVm(
   entry: VmEntry,
   rng: Prng,
   traces: Map<string, string>,
+  images: ImageRegistry,
 ): void {
   const memory = sv.memory;
   if (sv.backing === "2M" || sv.backing === "1G") {
@@ -183,6 +199,9 @@ function startVm(
   }
   const name = sv.name;
   const mm = host.createProcess(`qemu-system-x86_64 (${name})`);
+  // guest RAM holds the workload's content from the first touch on (the guest OS's own early
+  // page-table pages included)
+  mm.content = new GuestContent(sv.workloadConfig.content, host.mem, images);
   const hva =
     sv.backing === "2M" || sv.backing === "1G"
       ? mm.mmap(sv.memory, {

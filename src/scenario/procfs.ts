@@ -3,7 +3,8 @@
  * reads it through the same parsers and rules as a real host. Formats: fs/proc/meminfo.c
  * (show_val_kb: "%-16s%8lu kB"; hugetlb_report_meminfo: "HugePages_Total:   %5lu"),
  * arch/x86/kernel/cpu/proc.c, mm/swapfile.c swap_show, mm/hugetlb.c and drivers/base/node.c
- * sysfs, mm/huge_memory.c (THP selectors), mm/ksm.c sysfs, fs/proc_namespace.c (mounts),
+ * sysfs, mm/huge_memory.c (THP selectors), mm/ksm.c sysfs, mm/vmstat.c (/proc/vmstat),
+ * fs/proc_namespace.c (mounts),
  * mm/mm_init.c mem_init_print_info (the boot "Memory:" line).
  * What is modelled: frames by owner (free, kernel/KVM tables, anonymous, THP, hugetlb); no page
  * cache, slab or kernel image, so MemAvailable = MemFree and Cached = 0 (docs/model.md).
@@ -165,28 +166,22 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     ["always", "defer", "defer+madvise", "madvise", "never"],
     "madvise",
   );
-  const k = s.host.kernel.ksm;
-  const ksm: Record<string, number> = {
-    run: k.run,
-    pages_to_scan: k.pages_to_scan,
-    sleep_millisecs: k.sleep_millisecs,
-    max_page_sharing: k.max_page_sharing,
-    merge_across_nodes: k.merge_across_nodes,
-    use_zero_pages: k.use_zero_pages,
-    smart_scan: k.smart_scan,
-    pages_shared: 0,
-    pages_sharing: 0,
-    pages_unshared: 0,
-    pages_volatile: 0,
-    pages_scanned: 0,
-    pages_skipped: 0,
-    full_scans: 0,
-    stable_node_chains: 0,
-    stable_node_dups: 0,
-    ksm_zero_pages: 0,
-    general_profit: 0,
-  };
+  // mm/ksm.c sysfs: one number per file ("%lu\n", general_profit "%ld\n")
+  const ksm = b.ksm.counters();
   for (const [name, v] of Object.entries(ksm)) f[`/sys/kernel/mm/ksm/${name}`] = `${v}\n`;
+  // mm/vmstat.c vmstat_show: "%s %lu" per line; the counters kvmem models
+  const vs = b.ptes.vmstat;
+  const vmstat: Array<[string, number]> = [
+    ["nr_free_pages", mem.freeFrames],
+    ["nr_anon_pages", (anonKiB + thpKiB) / 4],
+    ["nr_anon_transparent_hugepages", thpKiB / 2048],
+    ["pswpin", vs.pswpin],
+    ["pswpout", vs.pswpout],
+    ["thp_split_page", vs.thp_split_page],
+    ["cow_ksm", vs.cow_ksm],
+    ["ksm_swpin_copy", 0],
+  ];
+  f["/proc/vmstat"] = vmstat.map(([n, v]) => `${n} ${v}\n`).join("");
   const mounts = [
     "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0",
     "proc /proc proc rw,nosuid,nodev,noexec,relatime 0 0",

@@ -14,6 +14,7 @@
  * Pure: no Node APIs.
  */
 
+import type { GuestProcess } from "../sim/guest/os.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
   ACC_EXEC,
@@ -23,6 +24,7 @@ import {
   EV_SWITCH,
   EventBatch,
 } from "../workload/batch.js";
+import { Prng } from "../workload/prng.js";
 import {
   ACCESS_EXEC,
   ACCESS_READ,
@@ -32,6 +34,7 @@ import {
   PF_P,
 } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
+import { pteLeafFrame } from "../x86/pte.js";
 import type { BuiltHost, SimVm } from "./build.js";
 
 /** VMX basic exit reason 30 (SDM vol. 3D appendix C): an I/O instruction. */
@@ -74,8 +77,20 @@ export interface Sample {
     cyclesPerAccess: number;
     tlbHitRate: number;
     exits: number;
+    /** KSM: this VM's pages mapped to KSM pages (ksm_stat ksm_merging_pages) */
+    ksmMerging: number;
   }>;
   hostFree: number;
+  /** /sys/kernel/mm/ksm counters at the sample */
+  ksm: {
+    shared: number;
+    sharing: number;
+    unshared: number;
+    volatile: number;
+    zeroPages: number;
+    fullScans: number;
+    profit: number;
+  };
 }
 
 export interface VmRunState {
@@ -88,6 +103,10 @@ export interface VmRunState {
   nextTimer: number;
   /** exit counts when the measured run began (after warm-up) */
   exitBase: Float64Array;
+  /** the guest's writes while idling after its workload (dirtyRate), and the fraction owed */
+  idleWrites: number;
+  idleOwed: number;
+  idleRng: Prng;
 }
 
 export class ScenarioRun {
@@ -119,6 +138,9 @@ export class ScenarioRun {
         proc: 0,
         nextTimer: 0,
         exitBase: new Float64Array(0),
+        idleWrites: 0,
+        idleOwed: 0,
+        idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
       }));
     this.perCpu = built.host.cpus.map((c) => this.states.filter((st) => st.sv.cpu === c));
     this.rr = new Int32Array(built.host.cpus.length);
@@ -142,6 +164,7 @@ export class ScenarioRun {
     const rec = this.rec;
     const level = st.sv.guestLevel;
     const pages = LEVEL_PAGES[level];
+    const keep = w.content.kind !== "unique";
     for (const p of st.sv.procs) {
       cpu!.movCr3(vcpu!, p.root, p.pcid, false, rec);
       const first = Math.floor(w.base / 4096);
@@ -152,9 +175,23 @@ export class ScenarioRun {
           os!.map(p, vpn, os!.allocData(level), level, { write: true, user: true, exec: true });
         }
         cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
+        // the program filled the page with its content (an image, zeros, a constant): the
+        // write leaves the content the workload names rather than a fresh one
+        if (keep) this.restoreContent(st, p, vpn, rec.pfn);
       }
     }
     // the warm-up's exits and walks are not the workload's
+  }
+
+  /** Give the frame behind `vpn` of guest process `p` its first-touch content again. */
+  private restoreContent(st: VmRunState, p: GuestProcess, vpn: number, pfn: number): void {
+    const { os, vm, mm } = st.sv;
+    const leaf = os!.lookup(p, vpn);
+    if (!leaf || !mm?.content) return;
+    const gfn = pteLeafFrame(leaf.lo, leaf.hi, leaf.level) + (vpn % LEVEL_PAGES[leaf.level]);
+    const hva = vm!.gfnToHva(gfn);
+    const vma = mm.findVma(hva);
+    if (vma) this.built.host.mem.token[pfn] = mm.content.token(vma, (hva - vma.start) / 4096);
   }
 
   get progress(): number {
@@ -182,8 +219,33 @@ export class ScenarioRun {
       }
       if (best < 0) return true;
       this.runQuantum(best);
+      this.daemons();
     }
     return this.finished;
+  }
+
+  /** The host's daemons catch up with simulated time: ksmd runs its batches due by now. */
+  private daemons(): void {
+    this.built.ksm.runUntil(this.timeMs);
+  }
+
+  /**
+   * After the workloads: the VMs idle and the host runs on to `duration` ms, its daemons
+   * working, sampled on an even time grid. Returns true when done.
+   */
+  private idleStep(): boolean {
+    const end = this.built.scenario.duration;
+    const now = this.timeMs;
+    if (now >= end) return true;
+    const step = Math.max(end / this.built.scenario.samples, 1e-6);
+    const t = Math.min(end, now + step);
+    const cycles = (t / 1000) * this.hz;
+    for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
+    for (const st of this.states) this.idleWritesFor(st, t - now);
+    this.daemons();
+    this.nextSample = this.doneAccesses;
+    this.sample();
+    return t >= end;
   }
 
   private runQuantum(c: number): void {
@@ -291,6 +353,8 @@ export class ScenarioRun {
   private sample(): void {
     this.nextSample += this.sampleEvery;
     const mem = this.built.host.mem;
+    const ksm = this.built.ksm;
+    const kc = ksm.counters();
     this.samples.push({
       t: this.timeMs,
       accesses: this.doneAccesses,
@@ -305,14 +369,54 @@ export class ScenarioRun {
           cyclesPerAccess: k[C.accesses] ? k[C.cycles] / k[C.accesses] : 0,
           tlbHitRate: k[C.accesses] ? hits / k[C.accesses] : 0,
           exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
+          ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
         };
       }),
+      ksm: {
+        shared: kc.pages_shared,
+        sharing: kc.pages_sharing,
+        unshared: kc.pages_unshared,
+        volatile: kc.pages_volatile,
+        zeroPages: kc.ksm_zero_pages,
+        fullScans: kc.full_scans,
+        profit: kc.general_profit,
+      },
     });
+  }
+
+  /** The idle guest dirties `dirtyRate` pages per second of its footprint, through its MMU. */
+  private idleWritesFor(st: VmRunState, ms: number): void {
+    const w = st.sv.workloadConfig;
+    if (w.dirtyRate <= 0) return;
+    st.idleOwed += (w.dirtyRate * ms) / 1000;
+    const n = Math.floor(st.idleOwed);
+    st.idleOwed -= n;
+    const { cpu, vcpu, os, procs } = st.sv;
+    const p = procs[0];
+    cpu!.movCr3(vcpu!, p.root, p.pcid, true, this.rec);
+    const first = Math.floor(w.base / 4096);
+    const pages = Math.max(1, Math.floor(w.footprint / 4096));
+    for (let i = 0; i < n; i++) {
+      const vpn = first + st.idleRng.below(pages);
+      let status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, this.rec);
+      if (status === STATUS_GUEST_PF) {
+        const level = st.sv.guestLevel;
+        os!.map(p, vpn - (vpn % LEVEL_PAGES[level]), os!.allocData(level), level, {
+          write: true,
+          user: true,
+          exec: true,
+        });
+        status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, this.rec);
+      }
+      if (status !== STATUS_OK) throw new Error(`${st.sv.name}: idle write ended with ${status}`);
+      st.idleWrites++;
+    }
   }
 
   /** Run to the end (with a progress callback every few quanta). */
   runAll(onProgress?: (fraction: number) => void): void {
     while (!this.step(64)) onProgress?.(this.progress);
+    while (!this.idleStep()) onProgress?.(this.progress);
     if (
       this.samples.length === 0 ||
       this.samples[this.samples.length - 1].accesses !== this.doneAccesses

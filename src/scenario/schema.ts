@@ -65,11 +65,9 @@ export const KsmSettingsSchema = z.strictObject({
 export const HostSchema = z.strictObject({
   /** whole GiB: the simulator's frame allocator works in naturally aligned 1 GiB blocks */
   memory: Size.pipe(
-    z
-      .number()
-      .refine((v) => v > 0 && v % 2 ** 30 === 0, {
-        message: "must be a whole number of GiB, e.g. 16GiB",
-      }),
+    z.number().refine((v) => v > 0 && v % 2 ** 30 === 0, {
+      message: "must be a whole number of GiB, e.g. 16GiB",
+    }),
   ),
   cpus: z.number().int().positive().default(4),
   cpu: CpuSchema.default(CpuSchema.parse({})),
@@ -133,6 +131,11 @@ export const WorkloadSchema = z.strictObject({
    * its memory), so the run measures the steady state rather than first-touch faults
    */
   warmup: z.boolean().default(true),
+  /**
+   * pages per simulated second the guest keeps writing (uniformly over its footprint) while the
+   * host runs on to `duration` after the workload: the guest's dirty rate between its bursts
+   */
+  dirtyRate: z.number().nonnegative().default(0),
 });
 
 export const GuestSchema = z.strictObject({
@@ -185,6 +188,11 @@ export const ScenarioSchema = z.strictObject({
   timeline: z.array(EventSchema).default([]),
   /** samples of the time series over the run */
   samples: z.number().int().positive().max(10000).default(50),
+  /**
+   * simulated milliseconds the host runs at least: when the workloads finish earlier the VMs
+   * idle and the host's daemons (ksmd) keep running until then
+   */
+  duration: z.number().nonnegative().default(0),
 });
 
 export type Scenario = z.output<typeof ScenarioSchema>;

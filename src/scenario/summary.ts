@@ -5,7 +5,9 @@
  * guest address space), guest page faults, RSS; the time series; and the simulated host's /proc
  * and /sys text. Pure: no Node APIs.
  */
+import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
+import type { Mm } from "../sim/mm.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
 import type { BuiltHost } from "./build.js";
 import { simKernelLog, simProcfs } from "./procfs.js";
@@ -42,6 +44,13 @@ export interface VmResult {
   shadowTablesPerProcess: Record<string, number> | null;
   guestTablePages: number;
   rssBytes: number;
+  /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
+  ksm: {
+    rmapItems: number;
+    mergingPages: number;
+    zeroPages: number;
+    processProfitBytes: number;
+  } | null;
 }
 
 export interface ScenarioResult {
@@ -61,6 +70,12 @@ export interface ScenarioResult {
     kvmTablePages: number;
     freeBytes: number;
     hugepages: Record<string, { total: number; free: number }>;
+    /** /sys/kernel/mm/ksm/* at the end of the run */
+    ksm: Record<string, number>;
+    /** copy-on-write breaks of KSM and zero pages (guest writes to merged pages) */
+    ksmCowBreaks: number;
+    /** /proc/vmstat counters kvmem models */
+    vmstat: { thp_split_page: number; cow_ksm: number; pswpin: number; pswpout: number };
   };
   vms: VmResult[];
   series: Sample[];
@@ -69,6 +84,19 @@ export interface ScenarioResult {
 }
 
 const SIZE = ["", "4K", "2M", "1G"];
+
+function ksmOf(b: BuiltHost, mm: Mm | null): VmResult["ksm"] {
+  const slot = mm ? b.ksm.slotOf(mm) : undefined;
+  if (!slot) return null;
+  return {
+    rmapItems: slot.rmapItems,
+    mergingPages: slot.mergingPages,
+    zeroPages: slot.zeroPages,
+    // ksm_process_profit (mm/ksm.c)
+    processProfitBytes:
+      (slot.mergingPages + slot.zeroPages) * 4096 - slot.rmapItems * RMAP_ITEM_SIZE,
+  };
+}
 
 export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
   const vms: VmResult[] = b.vms.map((sv) => {
@@ -128,6 +156,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       shadowTablesPerProcess: perProc,
       guestTablePages: sv.os?.tables ?? 0,
       rssBytes: (sv.mm?.rss ?? 0) * 4096,
+      ksm: ksmOf(b, sv.mm),
     };
   });
   const running = vms.filter((v) => v.state === "running");
@@ -155,6 +184,14 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       kvmTablePages: sum((v) => v.kvmTablePages),
       freeBytes: b.host.mem.freeFrames * 4096,
       hugepages,
+      ksm: b.ksm.counters(),
+      ksmCowBreaks: b.ksm.cowBreaks,
+      vmstat: {
+        thp_split_page: b.ptes.vmstat.thp_split_page,
+        cow_ksm: b.ptes.vmstat.cow_ksm,
+        pswpin: b.ptes.vmstat.pswpin,
+        pswpout: b.ptes.vmstat.pswpout,
+      },
     },
     vms,
     series: run.samples,

@@ -29,11 +29,7 @@ export class VmStat {
   pswpin = 0;
   pswpout = 0;
   thp_split_page = 0;
-  thp_fault_alloc = 0;
-  ksm_cow = 0;
   cow_ksm = 0;
-  pgmajfault = 0;
-  pgfault = 0;
 }
 
 export class HostPtes {
