@@ -55,6 +55,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     `  host: TLB hit ${pct(h.tlbHitRate)}, ${num(h.referencesPerWalk, 2)} refs/walk, ${num(h.cyclesPerAccess)} cycles/access, ${h.exitsTotal} exits\n`,
     `        ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
   );
+  out.push(renderKsm(r));
   out.push("\n  exits by reason\n");
   out.push(
     table(
@@ -112,6 +113,37 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
   return out.join("");
 }
 
+/** KSM's sysfs counters and each VM's ksm_stat, when ksmd ran or any VM is mergeable. */
+function renderKsm(r: ScenarioResult): string {
+  const k = r.host.ksm;
+  if (k.run === 0 && k.pages_scanned === 0) return "";
+  const mib = (pages: number) => formatBytesHuman(pages * 4096);
+  const lines = [
+    `\n  KSM (run ${k.run}, ${k.pages_to_scan} pages every ${k.sleep_millisecs} ms): ` +
+      `${k.full_scans} full scans, ${k.pages_scanned} pages scanned, ${k.pages_skipped} skipped\n`,
+    `    pages_shared ${k.pages_shared}, pages_sharing ${k.pages_sharing} (${mib(k.pages_sharing)} saved), ` +
+      `pages_unshared ${k.pages_unshared}, pages_volatile ${k.pages_volatile}\n`,
+    `    ksm_zero_pages ${k.ksm_zero_pages}, stable_node_chains ${k.stable_node_chains}, ` +
+      `stable_node_dups ${k.stable_node_dups}, general_profit ${formatBytesHuman(Math.max(0, k.general_profit))}` +
+      `${k.general_profit < 0 ? ` (negative: ${k.general_profit} bytes)` : ""}, COW breaks ${r.host.ksmCowBreaks}, ` +
+      `THP splits ${r.host.vmstat.thp_split_page}\n`,
+  ];
+  const vms = r.vms.filter((v) => v.state === "running");
+  lines.push(
+    table(
+      vms.map((v) => [
+        v.name,
+        v.ksm ? String(v.ksm.rmapItems) : "not mergeable",
+        v.ksm ? String(v.ksm.mergingPages) : "",
+        v.ksm ? String(v.ksm.zeroPages) : "",
+        v.ksm ? formatBytesHuman(Math.max(0, v.ksm.processProfitBytes)) : "",
+      ]),
+      { header: ["vm", "ksm_rmap_items", "ksm_merging_pages", "ksm_zero_pages", "profit"] },
+    ),
+  );
+  return lines.join("");
+}
+
 function downsample(xs: number[], n: number): number[] {
   if (xs.length <= n) return xs;
   return Array.from({ length: n }, (_, i) => xs[Math.floor((i * (xs.length - 1)) / (n - 1))]);
@@ -120,7 +152,8 @@ function downsample(xs: number[], n: number): number[] {
 /** The time series as CSV: one row per sample and VM. */
 export function seriesCsv(r: ScenarioResult): string {
   const rows = [
-    "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits",
+    "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits," +
+      "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile",
   ];
   for (const s of r.series) {
     for (const v of s.vms)
@@ -135,6 +168,11 @@ export function seriesCsv(r: ScenarioResult): string {
           v.cyclesPerAccess.toFixed(3),
           v.tlbHitRate.toFixed(5),
           v.exits,
+          v.ksmMerging,
+          s.ksm.shared,
+          s.ksm.sharing,
+          s.ksm.unshared,
+          s.ksm.volatile,
         ].join(","),
       );
   }
@@ -167,6 +205,35 @@ export function htmlReport(r: ScenarioResult, text: string): string {
     { title: "TLB hit rate (cumulative)", data: pick((v) => v.tlbHitRate), extra: [] },
     { title: "VM exits (cumulative)", data: pick((v) => v.exits), extra: [] },
   ];
+  if (r.host.ksm.pages_scanned > 0) {
+    const host = (
+      label: string,
+      stroke: string,
+      f: (k: (typeof r.series)[number]["ksm"]) => number,
+    ) => ({
+      label,
+      stroke,
+      data: r.series.map((s) => f(s.ksm)),
+    });
+    charts.push(
+      {
+        title: "KSM: pages over time (/sys/kernel/mm/ksm)",
+        data: [],
+        extra: [
+          host("pages_sharing", "#2ca02c", (k) => k.sharing),
+          host("pages_shared", "#1f77b4", (k) => k.shared),
+          host("pages_unshared", "#ff7f0e", (k) => k.unshared),
+          host("pages_volatile", "#d62728", (k) => k.volatile),
+          host("ksm_zero_pages", "#9467bd", (k) => k.zeroPages),
+        ],
+      },
+      {
+        title: "KSM: pages merged per VM (ksm_merging_pages)",
+        data: pick((v) => v.ksmMerging),
+        extra: [],
+      },
+    );
+  }
   const payload = JSON.stringify({ t, names, charts });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kvmem sim: ${esc(r.scenario)}</title>
@@ -185,8 +252,8 @@ const colors = ["#1f77b4","#2ca02c","#d62728","#ff7f0e","#9467bd","#17becf","#8c
 for (const c of D.charts) {
   const div = document.createElement("div"); div.className = "chart";
   document.getElementById("charts").appendChild(div);
-  const series = [{ label: "ms" }, ...D.names.map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 2 })),
-    ...c.extra.map((e) => ({ label: e.label, stroke: "#999", dash: [4, 4] }))];
+  const series = [{ label: "ms" }, ...(c.data.length ? D.names : []).map((n, i) => ({ label: n, stroke: colors[i % colors.length], width: 2 })),
+    ...c.extra.map((e) => ({ label: e.label, stroke: e.stroke || "#999", width: e.stroke ? 2 : 1, dash: e.stroke ? undefined : [4, 4] }))];
   new uPlot({ title: c.title, width: 1000, height: 260, series, scales: { x: { time: false } } },
     [D.t, ...c.data, ...c.extra.map((e) => e.data)], div);
 }
