@@ -89,6 +89,12 @@ export class KsmTrees {
   protected readonly stable = new Map<number, StableNode | Chain>();
   protected readonly unstable = new Map<number, number>();
 
+  /** ptes mapping KSM frame `pfn` (0 when it is not a KSM frame) */
+  mapcountOf(pfn: number): number {
+    const id = this.stableOf[pfn];
+    return id < 0 ? 0 : (this.nodes[id]?.mapcount ?? 0);
+  }
+
   constructor(
     readonly mem: PhysMem,
     readonly settings: KsmSettings,
