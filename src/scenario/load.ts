@@ -21,6 +21,9 @@ export interface LoadedScenario {
   traces: Map<string, string>;
 }
 
+const RUNTIME_SETTINGS =
+  /^host\.kernel\.(ksm\.(run|pages_to_scan|sleep_millisecs|max_page_sharing|merge_across_nodes|use_zero_pages|smart_scan)|swappiness)$/;
+
 export const DEFAULT_SCENARIO = fileURLToPath(
   new URL("../../scenarios/default.yaml", import.meta.url),
 );
@@ -140,6 +143,28 @@ export function loadScenario(
     if (!traces.has(w.trace)) traces.set(w.trace, readText(rel(w.trace), "trace", path));
   }
   for (const ev of scenario.timeline) {
+    if ("set" in ev) {
+      for (const key of Object.keys(ev.set)) {
+        if (!RUNTIME_SETTINGS.test(key)) {
+          throw new KvmemError({
+            code: "E_SCENARIO",
+            input: path,
+            place: "timeline",
+            message: `event at ${ev.at} ms sets '${key}', which cannot change at run time`,
+            hint: "host.kernel.ksm.{run,pages_to_scan,sleep_millisecs,max_page_sharing,merge_across_nodes,use_zero_pages,smart_scan} or host.kernel.swappiness",
+          });
+        }
+      }
+    }
+    if ("workload" in ev && !(ev.workload.use in scenario.workloads)) {
+      throw new KvmemError({
+        code: "E_SCENARIO",
+        input: path,
+        place: "timeline",
+        message: `event at ${ev.at} ms uses workload '${ev.workload.use}', which the scenario does not define`,
+        hint: `defined: ${Object.keys(scenario.workloads).join(", ") || "none"}`,
+      });
+    }
     const vmName =
       "setmem" in ev
         ? ev.setmem.vm

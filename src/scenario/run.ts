@@ -36,6 +36,8 @@ import {
 import { LEVEL_PAGES } from "../x86/paging.js";
 import { pteLeafFrame } from "../x86/pte.js";
 import type { BuiltHost, SimVm } from "./build.js";
+import { timelineTarget } from "./phases.js";
+import { Timeline, type TimelineTarget } from "./timeline.js";
 
 /** VMX basic exit reason 30 (SDM vol. 3D appendix C): an I/O instruction. */
 export const EXIT_IO_INSTRUCTION = 30;
@@ -107,6 +109,8 @@ export interface VmRunState {
   idleWrites: number;
   idleOwed: number;
   idleRng: Prng;
+  /** simulated ms at which the VM boots (a timeline `start`); 0 = from the beginning */
+  startMs: number;
 }
 
 export class ScenarioRun {
@@ -117,7 +121,10 @@ export class ScenarioRun {
   private readonly rec = new WalkRecord();
   private readonly perCpu: VmRunState[][];
   private readonly rr: Int32Array;
-  private readonly totalAccesses: number;
+  /** accesses of every workload (grows when a timeline phase adds one) */
+  totalAccesses: number;
+  readonly timeline: Timeline;
+  private readonly target: TimelineTarget;
   private doneAccesses = 0;
   private nextSample = 0;
   private readonly sampleEvery: number;
@@ -141,7 +148,14 @@ export class ScenarioRun {
         idleWrites: 0,
         idleOwed: 0,
         idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
+        startMs: 0,
       }));
+    this.timeline = new Timeline(s.timeline);
+    for (const [vm, at] of this.timeline.startTimes()) {
+      const st = this.states.find((x) => x.sv.name === vm);
+      if (st) st.startMs = at;
+    }
+    this.target = timelineTarget(this);
     this.perCpu = built.host.cpus.map((c) => this.states.filter((st) => st.sv.cpu === c));
     this.rr = new Int32Array(built.host.cpus.length);
     this.totalAccesses = this.states.reduce((a, st) => a + st.sv.workloadConfig.accesses, 0);
@@ -198,6 +212,11 @@ export class ScenarioRun {
     return this.totalAccesses === 0 ? 1 : this.doneAccesses / this.totalAccesses;
   }
 
+  /** not done and booted by now */
+  runnable(st: VmRunState): boolean {
+    return !st.done && st.startMs <= this.timeMs;
+  }
+
   get finished(): boolean {
     return this.states.every((st) => st.done);
   }
@@ -212,12 +231,22 @@ export class ScenarioRun {
   /** Run at most `quanta` quanta; returns true when everything is done. */
   step(quanta = 64): boolean {
     for (let q = 0; q < quanta; q++) {
+      this.timeline.apply(this.timeMs, this.target);
       let best = -1;
       for (let c = 0; c < this.perCpu.length; c++) {
-        if (!this.perCpu[c].some((st) => !st.done)) continue;
+        if (!this.perCpu[c].some((st) => this.runnable(st))) continue;
         if (best < 0 || this.clock[c] < this.clock[best]) best = c;
       }
-      if (best < 0) return true;
+      if (best < 0) {
+        // nothing runnable now: jump to the next VM start or timeline event, if any
+        const pending = this.states.filter((st) => !st.done && st.startMs > this.timeMs);
+        const next = Math.min(this.timeline.nextAt, ...pending.map((st) => st.startMs));
+        if (!Number.isFinite(next)) return true;
+        const cycles = (next / 1000) * this.hz;
+        for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
+        this.daemons();
+        continue;
+      }
       this.runQuantum(best);
       this.daemons();
     }
@@ -251,7 +280,8 @@ export class ScenarioRun {
   private runQuantum(c: number): void {
     const list = this.perCpu[c];
     let idx = this.rr[c] % list.length;
-    for (let n = 0; n < list.length && list[idx].done; n++) idx = (idx + 1) % list.length;
+    for (let n = 0; n < list.length && !this.runnable(list[idx]); n++)
+      idx = (idx + 1) % list.length;
     const st = list[idx];
     const cpu = st.sv.cpu!;
     const vcpu = st.sv.vcpu!;

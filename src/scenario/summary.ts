@@ -12,6 +12,7 @@ import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/fa
 import type { BuiltHost } from "./build.js";
 import { simKernelLog, simProcfs } from "./procfs.js";
 import { C, EXIT_IO_INSTRUCTION, type Sample, type ScenarioRun } from "./run.js";
+import type { TimelineEntry } from "./timeline.js";
 
 export interface VmResult {
   name: string;
@@ -79,6 +80,8 @@ export interface ScenarioResult {
   };
   vms: VmResult[];
   series: Sample[];
+  /** the timeline's events as they were applied */
+  timeline: TimelineEntry[];
   procfs: Record<string, string>;
   kernelLog: string;
 }
@@ -195,6 +198,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
     },
     vms,
     series: run.samples,
+    timeline: run.timeline.log,
     procfs: simProcfs(b),
     kernelLog: simKernelLog(b),
   };
