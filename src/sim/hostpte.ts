@@ -34,6 +34,9 @@ export class VmStat {
 
 export class HostPtes {
   readonly leaf = new LeafRef();
+  /** whose pte `leaf` holds (set by pte4K, cleared by any other walk) */
+  private leafMm: Mm | null = null;
+  private leafVpn = -1;
   private readonly tdpLeaf = new LeafRef();
 
   constructor(
@@ -59,12 +62,15 @@ export class HostPtes {
     } else if (leaf.level !== 1) {
       throw new Error(`${mm.name}: a ${leaf.level === 3 ? "1G" : "huge"} leaf cannot be split`);
     }
+    this.leafMm = mm;
+    this.leafVpn = vpn;
     return pteFrame(this.leaf.lo, this.leaf.hi);
   }
 
   /** split_huge_page: the THP mapping `vpn` becomes 512 4K ptes to the same frames. */
   split(mm: Mm, vpn: number): void {
     const mem = this.host.mem;
+    this.leafMm = null;
     const leaf = findLeaf(mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
     if (!leaf.present || leaf.level !== 2) return;
     const head = pteFrame(leaf.lo, leaf.hi) - (pteFrame(leaf.lo, leaf.hi) % 512);
@@ -84,7 +90,12 @@ export class HostPtes {
 
   /** Point the pte of `vpn` (a 4K pte: call pte4K first) at `pfn`, writable or not. */
   setPte(mm: Mm, vpn: number, pfn: number, writable: boolean, dirty: boolean): void {
-    const l = findLeaf(this.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
+    // the pte pte4K just found (tables do not move under it), else walk to it
+    const l =
+      this.leafMm === mm && this.leafVpn === vpn
+        ? this.leaf
+        : findLeaf(this.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
+    this.leafMm = null;
     if (l.level !== 1) throw new Error(`${mm.name}: setPte on a level-${l.level} entry`);
     const flags = PTE_P | PTE_US | PTE_A | (writable ? PTE_RW : 0) | (dirty ? PTE_D : 0);
     mm.setEntry(l.tableFrame, l.index, 1, makePteLo(pfn, flags), makePteHi(pfn, true));
@@ -93,6 +104,7 @@ export class HostPtes {
 
   /** Clear the pte of `vpn` (4K); the caller fixes rss. */
   clearPte(mm: Mm, vpn: number): void {
+    this.leafMm = null;
     const l = findLeaf(this.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
     if (l.level !== 1 || !l.present) throw new Error(`${mm.name}: clearPte of no 4K pte`);
     mm.setEntry(l.tableFrame, l.index, 1, 0, 0);
@@ -101,10 +113,14 @@ export class HostPtes {
 
   /** The MMU notifier: zap the sptes of guest frames backed by [vpn, vpn + n) and flush. */
   invalidate(mm: Mm, vpn: number, n: number): void {
-    for (const vm of this.host.vms) {
+    const vms = this.host.vms;
+    for (let v = 0; v < vms.length; v++) {
+      const vm = vms[v];
       if (vm.mm !== mm) continue;
       let zapped = false;
-      for (const slot of vm.memslots.all()) {
+      const slots = vm.memslots.all();
+      for (let s = 0; s < slots.length; s++) {
+        const slot = slots[s];
         const sv = slot.userspaceAddr / 4096;
         const lo = Math.max(vpn, sv);
         const hi = Math.min(vpn + n, sv + slot.npages);

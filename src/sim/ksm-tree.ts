@@ -17,6 +17,7 @@
 import { KsmItems, STABLE, UNSTABLE } from "./ksm-items.js";
 import type { PhysMem } from "./memory.js";
 import type { Mm } from "./mm.js";
+import { U32Map } from "./u32map.js";
 
 export interface KsmSettings {
   run: 0 | 1 | 2;
@@ -53,6 +54,8 @@ export class StableNode {
 }
 
 export class Chain {
+  /** index in KsmTrees.chains once in the tree */
+  id = -1;
   /** dups, head first (hlist order) */
   readonly dups: StableNode[] = [];
   constructor(readonly token: number) {}
@@ -86,13 +89,32 @@ export class KsmTrees {
   readonly stableOf: Int32Array;
   readonly items = new KsmItems();
   protected readonly nodes: Array<StableNode | null> = [];
-  protected readonly stable = new Map<number, StableNode | Chain>();
-  protected readonly unstable = new Map<number, number>();
+  /** the stable tree: content -> node id (>= 0) or chain (-2 - chain id) */
+  protected readonly stable = new U32Map(4096);
+  /** the unstable tree: content -> rmap_item */
+  protected readonly unstable = new U32Map(4096);
+  protected readonly chains: Array<Chain | null> = [];
 
   /** ptes mapping KSM frame `pfn` (0 when it is not a KSM frame) */
   mapcountOf(pfn: number): number {
     const id = this.stableOf[pfn];
     return id < 0 ? 0 : (this.nodes[id]?.mapcount ?? 0);
+  }
+
+  protected entry(token: number): StableNode | Chain | null {
+    const v = this.stable.get(token);
+    if (v >= 0) return this.nodes[v];
+    return v === -1 ? null : this.chains[-2 - v];
+  }
+
+  protected setEntry(token: number, e: StableNode | Chain): void {
+    if (e instanceof Chain) {
+      if (e.id < 0) {
+        e.id = this.chains.length;
+        this.chains.push(e);
+      }
+      this.stable.set(token, -2 - e.id);
+    } else this.stable.set(token, e.id);
   }
 
   constructor(
@@ -110,7 +132,7 @@ export class KsmTrees {
   protected stableSearch(pfn: number): StableNode | null {
     const own = this.stableOf[pfn];
     if (own >= 0) return this.nodes[own]!; // a KSM page finds itself
-    const e = this.stable.get(this.mem.token[pfn]);
+    const e = this.entry(this.mem.token[pfn]);
     if (!e) return null;
     let dup: StableNode | null;
     if (e instanceof Chain) dup = this.chainBest(e);
@@ -130,7 +152,8 @@ export class KsmTrees {
     }
     if (found && c.dups.length === 1) {
       found.chain = null;
-      this.stable.set(c.token, found);
+      this.setEntry(c.token, found);
+      this.chains[c.id] = null;
       this.stableNodeChains--;
       this.stableNodeDups--;
     } else if (found && c.dups[0] !== found && found.len + 1 < this.settings.max_page_sharing) {
@@ -146,12 +169,12 @@ export class KsmTrees {
     const node = new StableNode(this.nodes.length, token, kpfn);
     this.nodes.push(node);
     this.stableOf[kpfn] = node.id;
-    let e = this.stable.get(token);
+    let e = this.entry(token);
     if (e instanceof Chain) this.chainBest(e);
     else if (e && e.kpfn < 0) this.removeNode(e);
-    e = this.stable.get(token);
+    e = this.entry(token);
     if (!e) {
-      this.stable.set(token, node);
+      this.setEntry(token, node);
     } else {
       let chain: Chain;
       if (e instanceof Chain) chain = e;
@@ -159,7 +182,7 @@ export class KsmTrees {
         chain = new Chain(token);
         chain.dups.push(e);
         e.chain = chain;
-        this.stable.set(token, chain);
+        this.setEntry(token, chain);
         this.stableNodeChains++;
         this.stableNodeDups++;
       }
@@ -246,9 +269,10 @@ export class KsmTrees {
       node.chain = null;
       if (c.dups.length === 0) {
         this.stable.delete(c.token);
+        this.chains[c.id] = null;
         this.stableNodeChains--;
       }
-    } else if (this.stable.get(node.token) === node) this.stable.delete(node.token);
+    } else if (this.entry(node.token) === node) this.stable.delete(node.token);
     this.nodes[node.id] = null;
   }
 }

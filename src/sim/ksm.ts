@@ -148,7 +148,10 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     }
     while (this.cur < this.slots.length) {
       const slot = this.slots[this.cur];
-      for (const [start, end] of slot.ranges) {
+      const ranges = slot.ranges;
+      for (let r = 0; r < ranges.length; r++) {
+        const start = ranges[r][0];
+        const end = ranges[r][1];
         if (this.addr < start) this.addr = start;
         while (this.addr < end) {
           const pfn = this.pfnAt(slot.mm, this.addr);
@@ -301,7 +304,7 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     const token = this.mem.token[pfn];
     const other = this.unstable.get(token);
     if (
-      other !== undefined &&
+      other >= 0 &&
       other !== item &&
       (it.flags[other] & UNSTABLE) !== 0 &&
       it.utok[other] === token
