@@ -10,8 +10,9 @@
  * satisfied fails to start with QEMU's error and the scenario goes on without it.
  * Pure: no Node APIs (the lab runs this in a browser worker).
  */
-import type { Domain } from "../libvirt/model.js";
+
 import { initialMemoryKiB, parseDomain, ramParts } from "../libvirt/index.js";
+import type { Domain } from "../libvirt/model.js";
 import type { Cpu } from "../sim/cpu/cpu.js";
 import type { TlbConfig } from "../sim/cpu/tlb.js";
 import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
