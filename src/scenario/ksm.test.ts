@@ -101,6 +101,22 @@ describe("KSM in kvmem sim", () => {
     expect(n.vms[1].ksm?.mergingPages).toBeGreaterThan(0);
   });
 
+  it("echo 1 > run at 50 ms (a timeline event while the host idles): merging starts then", () => {
+    const input = load("host.kernel.ksm.run=0", "duration=150", "samples=30");
+    input.scenario.timeline.push({ at: 50, set: { "host.kernel.ksm.run": 1 } });
+    const r = runScenario(input);
+    const before = r.series.filter((x) => x.t < 50);
+    expect(before.length).toBeGreaterThan(5);
+    expect(before.every((x) => x.ksm.sharing === 0 && x.ksm.volatile === 0)).toBe(true);
+    expect(r.host.ksm.pages_sharing).toBeGreaterThan(1000);
+    expect(r.timeline).toContainEqual({
+      at: 50,
+      event: "set host.kernel.ksm.run=1",
+      applied: true,
+      note: "",
+    });
+  });
+
   it("a guest writing merged pages breaks the sharing (COW), counted in cow_ksm", () => {
     const r = runScenario(load("workloads.os.dirtyRate=20000", "duration=200"));
     expect(r.host.ksmCowBreaks).toBeGreaterThan(0);

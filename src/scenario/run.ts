@@ -241,6 +241,11 @@ export class ScenarioRun {
         // nothing runnable now: jump to the next VM start or timeline event, if any
         const pending = this.states.filter((st) => !st.done && st.startMs > this.timeMs);
         const next = Math.min(this.timeline.nextAt, ...pending.map((st) => st.startMs));
+        // the host runs on to `duration`: idle steps (ksmd, the guests' dirty rate, samples)
+        if (this.timeMs < this.built.scenario.duration) {
+          this.idleStep(next);
+          continue;
+        }
         if (!Number.isFinite(next)) return true;
         const cycles = (next / 1000) * this.hz;
         for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
@@ -262,15 +267,16 @@ export class ScenarioRun {
    * After the workloads: the VMs idle and the host runs on to `duration` ms, its daemons
    * working, sampled on an even time grid. Returns true when done.
    */
-  private idleStep(): boolean {
+  private idleStep(until = Number.POSITIVE_INFINITY): boolean {
+    this.timeline.apply(this.timeMs, this.target);
     const end = this.built.scenario.duration;
     const now = this.timeMs;
     if (now >= end) return true;
     const step = Math.max(end / this.built.scenario.samples, 1e-6);
-    const t = Math.min(end, now + step);
+    const t = Math.min(end, now + step, Math.max(until, now + 1e-6));
     const cycles = (t / 1000) * this.hz;
     for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
-    for (const st of this.states) this.idleWritesFor(st, t - now);
+    for (const st of this.states) if (st.startMs <= now) this.idleWritesFor(st, t - now);
     this.daemons();
     this.nextSample = this.doneAccesses;
     this.sample();
