@@ -350,6 +350,13 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     return npfn;
   }
 
+  /** A pte mapping the zero page went away (ksm_might_unmap_zero_page). */
+  unmapZero(mm: Mm): void {
+    this.zeroPages--;
+    const slot = this.bySlot.get(mm);
+    if (slot) slot.zeroPages--;
+  }
+
   /** A pte mapping KSM page `pfn` went away: the page is freed with its last mapping. */
   putPage(pfn: number): void {
     const id = this.stableOf[pfn];

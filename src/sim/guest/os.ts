@@ -62,7 +62,8 @@ export class GuestOs implements TableSpace {
   private nextTable = 1 * MiB_PAGES;
   private readonly tableEnd: number;
   private next4K: number;
-  private readonly end4K: number;
+  /** top of the 4K data zone: the balloon driver takes pages from here down (takeFree4K) */
+  private end4K: number;
   private next2M: number;
   private readonly end2M: number;
   private next1G: number;
@@ -126,6 +127,30 @@ export class GuestOs implements TableSpace {
     const p: GuestProcess = { name, root, pcid: this.processes.size + 1 };
     this.processes.set(name, p);
     return p;
+  }
+
+  /** Free 4K data pages the guest has not handed out. */
+  get free4K(): number {
+    return this.end4K - this.next4K;
+  }
+
+  /** [first, end) gfns of the free part of the 4K data zone */
+  free4KRange(): [number, number] {
+    return [this.next4K, this.end4K];
+  }
+
+  /**
+   * The balloon driver's alloc_page: the highest free 4K data page, which the guest then no
+   * longer allocates; -1 when the zone is full. putFree4K gives the last one taken back.
+   */
+  takeFree4K(): number {
+    if (this.end4K <= this.next4K) return -1;
+    return --this.end4K;
+  }
+
+  putFree4K(gfn: number): void {
+    if (gfn !== this.end4K) throw new Error(`putFree4K(${gfn}): pages come back in LIFO order`);
+    this.end4K++;
   }
 
   /** A naturally aligned data page of `level` (1 = 4K, 2 = 2M, 3 = 1G); returns its gfn. */
