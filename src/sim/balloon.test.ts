@@ -125,6 +125,23 @@ describe("virtio-balloon", () => {
     b.assertInvariants();
   });
 
+  it("pages a guest process freed are backed until the balloon takes them (first)", () => {
+    const { host, mm, vm, os, b } = setup("4K");
+    const used: number[] = [];
+    for (let i = 0; i < 600; i++) used.push(os.allocData(1));
+    for (const g of used) vm.gfnToPfn(g); // the process touched them: the host backs them
+    const rss = mm.rss;
+    for (const g of used) os.freeData(g); // it exited: free in the guest, still host RSS
+    expect(mm.rss).toBe(rss);
+    b.setTarget(G - 1048576); // 256 pages: all from the freed ones
+    b.advance(1, 1);
+    expect(b.framesFreed).toBe(256);
+    expect(mm.rss).toBe(rss - 256);
+    expect(os.freed4K.length).toBe(344);
+    b.assertInvariants();
+    host.assertInvariants();
+  });
+
   it("free page reporting discards free 2 MiB blocks every 2 s; MemTotal stays", () => {
     const { host, vm, os, b } = setup("4K", { freePageReporting: true });
     for (let g = 16384 - 1024; g < 16384; g++) vm.gfnToPfn(g); // freed by the guest since

@@ -160,7 +160,7 @@ export class Balloon {
 
   private deflateOne(): void {
     const gfn = this.pages.pop()!;
-    this.os.putFree4K(gfn);
+    this.os.freeData(gfn);
     this.deflated++;
     // the guest may use the page again: a partially ballooned huge page forgets it
     const hva = this.vm.gfnToHva(gfn);
@@ -208,8 +208,19 @@ export class Balloon {
   /** page_reporting_process: discard every free, 2 MiB-aligned block of guest memory. */
   private reportFree(): void {
     const [first, end] = this.os.free4KRange();
-    for (let g = Math.ceil(first / 512) * 512; g + 512 <= end; g += 512) {
-      const hva = this.vm.gfnToHva(g);
+    const blocks = new Map<number, number>(); // freed pages per 2M block
+    for (const g of this.os.freed4K)
+      blocks.set(Math.floor(g / 512), (blocks.get(Math.floor(g / 512)) ?? 0) + 1);
+    const free = (b: number) => {
+      const lo = Math.max(b * 512, first);
+      const hi = Math.min(b * 512 + 512, end);
+      return Math.max(0, hi - lo) + (blocks.get(b) ?? 0);
+    };
+    const candidates = new Set<number>(blocks.keys());
+    for (let b = Math.ceil(first / 512); b * 512 + 512 <= end; b++) candidates.add(b);
+    for (const b of [...candidates].sort((x, y) => x - y)) {
+      if (free(b) < 512) continue;
+      const hva = this.vm.gfnToHva(b * 512);
       if (hva < 0 || this.mm.findVma(hva)?.kind !== "anon") continue;
       for (let i = 0; i < 512; i++) {
         const freed = discard4K(this.ptes, this.ksm, this.mm, hva / 4096 + i);
@@ -221,8 +232,10 @@ export class Balloon {
 
   assertInvariants(): void {
     const [first, end] = this.os.free4KRange();
+    const freed = new Set(this.os.freed4K);
     for (const gfn of this.pages) {
-      if (gfn >= first && gfn < end) throw new Error(`ballooned gfn ${gfn} is free in the guest`);
+      if ((gfn >= first && gfn < end) || freed.has(gfn))
+        throw new Error(`ballooned gfn ${gfn} is free in the guest`);
       const hva = this.vm.gfnToHva(gfn);
       const vma = this.mm.findVma(hva);
       // pieces of a huge page stay mapped until the whole huge page is in the balloon

@@ -129,33 +129,40 @@ export class GuestOs implements TableSpace {
     return p;
   }
 
-  /** Free 4K data pages the guest has not handed out. */
+  /** Free 4K data pages: never handed out, or freed since (freeData). */
   get free4K(): number {
-    return this.end4K - this.next4K;
+    return this.end4K - this.next4K + this.freed4K.length;
   }
 
-  /** [first, end) gfns of the free part of the 4K data zone */
+  /** [first, end) gfns of the never-allocated part of the 4K data zone */
   free4KRange(): [number, number] {
     return [this.next4K, this.end4K];
   }
 
-  /**
-   * The balloon driver's alloc_page: the highest free 4K data page, which the guest then no
-   * longer allocates; -1 when the zone is full. putFree4K gives the last one taken back.
-   */
-  takeFree4K(): number {
-    if (this.end4K <= this.next4K) return -1;
-    return --this.end4K;
+  /** 4K data pages freed (a process exited), reused first (LIFO, like the per-CPU free lists) */
+  readonly freed4K: number[] = [];
+
+  /** free_page: a 4K data page (already unmapped by the caller) goes back to the guest. */
+  freeData(gfn: number): void {
+    this.freed4K.push(gfn);
   }
 
-  putFree4K(gfn: number): void {
-    if (gfn !== this.end4K) throw new Error(`putFree4K(${gfn}): pages come back in LIFO order`);
-    this.end4K++;
+  /**
+   * The balloon driver's alloc_page: a freed page if any, else the highest never-allocated 4K
+   * data page, which the guest then no longer allocates; -1 when the guest has no free page.
+   */
+  takeFree4K(): number {
+    const f = this.freed4K.pop();
+    if (f !== undefined) return f;
+    if (this.end4K <= this.next4K) return -1;
+    return --this.end4K;
   }
 
   /** A naturally aligned data page of `level` (1 = 4K, 2 = 2M, 3 = 1G); returns its gfn. */
   allocData(level: number): number {
     if (level === 1) {
+      const f = this.freed4K.pop();
+      if (f !== undefined) return f;
       if (this.next4K >= this.end4K) throw new Error("guest out of 4K data pages");
       return this.next4K++;
     }
