@@ -56,6 +56,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     `        ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
   );
   out.push(renderKsm(r));
+  out.push(renderBalloons(r));
   out.push("\n  exits by reason\n");
   out.push(
     table(
@@ -111,6 +112,46 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     else out.push(`  lines: ${ok.map((v) => v.name).join(", ")} (colours on a terminal)\n`);
   }
   return out.join("");
+}
+
+/** Each balloon that moved: target, size, what the host got back, and why not when it did not. */
+function renderBalloons(r: ScenarioResult): string {
+  const vms = r.vms.filter(
+    (v) => v.balloon && (v.balloon.inflatedPages > 0 || v.balloon.reportedBytes > 0),
+  );
+  if (vms.length === 0) return "";
+  const mib = (b: number) => formatBytesHuman(b);
+  const rows = vms.map((v) => {
+    const b = v.balloon!;
+    return [
+      v.name,
+      mib(b.targetBytes),
+      mib(b.actualBytes),
+      String(b.inflatedPages),
+      String(b.deflatedPages),
+      mib(b.hostFreedBytes),
+      String(b.hugePagesToPool),
+      mib(b.reportedBytes),
+      String(b.oomDeflations),
+    ];
+  });
+  const notes = vms
+    .filter((v) => v.balloon!.note)
+    .map((v) => `    ${v.name}: ${v.balloon!.note}\n`)
+    .join("");
+  return `\n  virtio-balloon\n${table(rows, {
+    header: [
+      "vm",
+      "target",
+      "actual",
+      "inflated",
+      "deflated",
+      "host freed",
+      "huge->pool",
+      "reported",
+      "oom defl",
+    ],
+  })}${notes}`;
 }
 
 /** KSM's sysfs counters and each VM's ksm_stat, when ksmd ran or any VM is mergeable. */
@@ -205,6 +246,12 @@ export function htmlReport(r: ScenarioResult, text: string): string {
     { title: "TLB hit rate (cumulative)", data: pick((v) => v.tlbHitRate), extra: [] },
     { title: "VM exits (cumulative)", data: pick((v) => v.exits), extra: [] },
   ];
+  if (r.vms.some((v) => v.balloon && v.balloon.inflatedPages > 0))
+    charts.push({
+      title: "Balloon size per VM (MiB)",
+      data: pick((v) => v.balloon / 1048576),
+      extra: [{ label: "host free", data: r.series.map((s) => s.hostFree / 1048576) }],
+    });
   if (r.host.ksm.pages_scanned > 0) {
     const host = (
       label: string,

@@ -13,6 +13,7 @@
 
 import { initialMemoryKiB, parseDomain, ramParts } from "../libvirt/index.js";
 import type { Domain } from "../libvirt/model.js";
+import { Balloon } from "../sim/balloon.js";
 import type { Cpu } from "../sim/cpu/cpu.js";
 import type { TlbConfig } from "../sim/cpu/tlb.js";
 import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
@@ -55,6 +56,8 @@ export interface SimVm {
   procs: GuestProcess[];
   /** guest page level for data (1 = 4K, 2 = 2M, 3 = 1G) */
   guestLevel: number;
+  /** the virtio-balloon device and driver (null: <memballoon model='none'/> or not running) */
+  balloon: Balloon | null;
 }
 
 export interface BuiltHost {
@@ -156,6 +159,7 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       workload: null,
       procs: [],
       guestLevel: entry.guest.pageSize === "1G" ? 3 : entry.guest.pageSize === "2M" ? 2 : 1,
+      balloon: null,
     };
     startVm(host, s, sv, vms, entry, rng.fork(index), input.traces, images);
     if (sv.mm) {
@@ -163,6 +167,17 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       // has mem-merge=off, which libvirt sets for <memoryBacking><nosharepages/>; hugetlbfs
       // RAM is not KSM-compatible (ksm_madvise ignores it)
       if (!domain.memoryBacking.nosharepages) ksm.madvise(sv.mm, sv.mm.vmas[0]);
+      const mb = domain.memballoon;
+      if (mb.model.startsWith("virtio")) {
+        sv.balloon = new Balloon(sv.vm!, sv.mm, sv.os!, ptes, ksm, {
+          ramPages: sv.memory / 4096,
+          autodeflate: mb.autodeflate === true,
+          freePageReporting: mb.freePageReporting === true,
+        });
+        // libvirt sets the balloon to <currentMemory> when the domain starts
+        // (qemuProcessSetupBalloon -> qemuMonitorSetBalloon)
+        sv.balloon.setTarget(Math.min(sv.memory, domain.currentMemoryKiB * 1024));
+      }
     }
     vms.push(sv);
   });
@@ -270,7 +285,10 @@ export function hugeReserved(vms: readonly SimVm[], size: number): number {
   for (const v of vms) {
     if (v.state !== "running" || !v.mm) continue;
     if ((v.backing === "1G" ? GiB : v.backing === "2M" ? 2 * MiB : 0) !== size) continue;
-    r += v.memory / size - v.mm.rss / (size / 4096);
+    // a huge page the balloon had punched out gave its reservation back with it
+    // (hugetlbfs_punch_hole -> remove_inode_hugepages -> hugetlb_unreserve_pages)
+    const punched = v.balloon?.hugePagesFreed ?? 0;
+    r += Math.max(0, v.memory / size - v.mm.rss / (size / 4096) - punched);
   }
   return r;
 }

@@ -1,6 +1,6 @@
 /**
  * What timeline events do to a running scenario (see timeline.ts): boot a VM later, stop it,
- * switch it to another workload phase, change ksmd's knobs or swappiness. Kept apart from the
+ * switch it to another workload phase, change ksmd's knobs or swappiness, set a balloon target. Kept apart from the
  * run loop's hot path. Pure: no Node APIs.
  */
 import { makeWorkload } from "./build.js";
@@ -66,10 +66,14 @@ export function timelineTarget(run: ScenarioRun): TimelineTarget {
       s.host.kernel.swappiness = value;
       return null;
     },
-    setmem(vm) {
-      return find(vm)
-        ? "the balloon target is recorded; this build does not simulate ballooning yet"
-        : notRunning(vm);
+    setmem(vm, targetBytes) {
+      const st = find(vm);
+      if (!st) return notRunning(vm);
+      // virsh setmem -> qemuMonitorSetBalloon; no balloon device: libvirt refuses
+      if (!st.sv.balloon) return `${vm} has no balloon device (<memballoon model='none'/>)`;
+      if (targetBytes > st.sv.memory) return `${vm}: target above the guest's memory`;
+      st.sv.balloon.setTarget(targetBytes);
+      return null;
     },
   };
 }

@@ -81,6 +81,8 @@ export interface Sample {
     exits: number;
     /** KSM: this VM's pages mapped to KSM pages (ksm_stat ksm_merging_pages) */
     ksmMerging: number;
+    /** bytes in the VM's balloon */
+    balloon: number;
   }>;
   hostFree: number;
   /** /sys/kernel/mm/ksm counters at the sample */
@@ -109,6 +111,8 @@ export interface VmRunState {
   idleWrites: number;
   idleOwed: number;
   idleRng: Prng;
+  /** guest pages freed by exiting processes */
+  freedPages: number;
   /** simulated ms at which the VM boots (a timeline `start`); 0 = from the beginning */
   startMs: number;
 }
@@ -129,6 +133,8 @@ export class ScenarioRun {
   private nextSample = 0;
   private readonly sampleEvery: number;
   private readonly hz: number;
+  /** simulated ms the daemons (ksmd, balloon drivers) have caught up to */
+  private daemonMs = 0;
 
   constructor(readonly built: BuiltHost) {
     const s = built.scenario;
@@ -147,6 +153,7 @@ export class ScenarioRun {
         exitBase: new Float64Array(0),
         idleWrites: 0,
         idleOwed: 0,
+        freedPages: 0,
         idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
         startMs: 0,
       }));
@@ -186,7 +193,11 @@ export class ScenarioRun {
       // memset of the footprint: map each guest page, write every 4 KiB of it
       for (let vpn = first - (first % pages); vpn <= last; vpn++) {
         if (vpn % pages === 0 && !os!.lookup(p, vpn)) {
-          os!.map(p, vpn, os!.allocData(level), level, { write: true, user: true, exec: true });
+          os!.map(p, vpn, this.allocGuest(st, level), level, {
+            write: true,
+            user: true,
+            exec: true,
+          });
         }
         cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
         // the program filled the page with its content (an image, zeros, a constant): the
@@ -260,7 +271,51 @@ export class ScenarioRun {
 
   /** The host's daemons catch up with simulated time: ksmd runs its batches due by now. */
   private daemons(): void {
-    this.built.ksm.runUntil(this.timeMs);
+    const now = this.timeMs;
+    this.built.ksm.runUntil(now);
+    const dt = now - this.daemonMs;
+    if (dt > 0) {
+      for (const st of this.states) if (st.startMs <= now) st.sv.balloon?.advance(dt, now);
+      this.daemonMs = now;
+    }
+  }
+
+  /**
+   * The guest kernel allocates a data page; out of memory, a deflate-on-oom balloon gives pages
+   * back first (virtio_balloon_oom_notify), else the guest is out of memory.
+   */
+  private allocGuest(st: VmRunState, level: number): number {
+    const os = st.sv.os!;
+    for (;;) {
+      try {
+        return os.allocData(level);
+      } catch (e) {
+        if (level !== 1 || !st.sv.balloon || st.sv.balloon.oomDeflate() === 0) throw e;
+      }
+    }
+  }
+
+  /**
+   * The workload's processes exit (exitAtEnd): their 4K data pages go back to the guest's free
+   * memory (unmapped in the guest, TLB flushed); the host keeps backing them until the balloon
+   * or free page reporting hands them back.
+   */
+  private exitProcesses(st: VmRunState): void {
+    const { cpu, vcpu, os, procs, guestLevel } = st.sv;
+    if (guestLevel !== 1) return;
+    const w = st.sv.workloadConfig;
+    const first = Math.floor(w.base / 4096);
+    const last = Math.floor((w.base + w.footprint - 1) / 4096);
+    for (const p of procs) {
+      for (let vpn = first; vpn <= last; vpn++) {
+        const leaf = os!.lookup(p, vpn);
+        if (leaf?.level !== 1) continue;
+        os!.unmap(p, vpn);
+        os!.freeData(pteLeafFrame(leaf.lo, leaf.hi, 1));
+        st.freedPages++;
+      }
+      cpu!.movCr3(vcpu!, p.root, p.pcid, false, this.rec); // flush the process's TLB entries
+    }
   }
 
   /**
@@ -298,6 +353,7 @@ export class ScenarioRun {
     const got = st.sv.workload!.fill(batch, QUANTUM);
     if (got === 0) {
       st.done = true;
+      if (st.sv.workloadConfig.exitAtEnd) this.exitProcesses(st);
       this.rr[c] = idx + 1;
       return;
     }
@@ -331,7 +387,7 @@ export class ScenarioRun {
         const os = st.sv.os!;
         const level = st.sv.guestLevel;
         const head = vpn - (vpn % LEVEL_PAGES[level]);
-        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, os.allocData(level), level, {
+        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, this.allocGuest(st, level), level, {
           write: true,
           user: true,
           exec: true,
@@ -406,6 +462,7 @@ export class ScenarioRun {
           tlbHitRate: k[C.accesses] ? hits / k[C.accesses] : 0,
           exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
           ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
+          balloon: (st.sv.balloon?.pages.length ?? 0) * 4096,
         };
       }),
       ksm: {
@@ -437,7 +494,7 @@ export class ScenarioRun {
       let status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, this.rec);
       if (status === STATUS_GUEST_PF) {
         const level = st.sv.guestLevel;
-        os!.map(p, vpn - (vpn % LEVEL_PAGES[level]), os!.allocData(level), level, {
+        os!.map(p, vpn - (vpn % LEVEL_PAGES[level]), this.allocGuest(st, level), level, {
           write: true,
           user: true,
           exec: true,

@@ -136,6 +136,11 @@ export const WorkloadSchema = z.strictObject({
    * host runs on to `duration` after the workload: the guest's dirty rate between its bursts
    */
   dirtyRate: z.number().nonnegative().default(0),
+  /**
+   * when the workload ends its processes exit: their 4 KiB data pages become free in the guest
+   * (the host keeps backing them until a balloon or free page reporting gives them back)
+   */
+  exitAtEnd: z.boolean().default(false),
 });
 
 export const GuestSchema = z.strictObject({

@@ -9,7 +9,8 @@ import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
-import type { BuiltHost } from "./build.js";
+import type { BuiltHost, SimVm } from "./build.js";
+import { guestView } from "./guest-view.js";
 import { simKernelLog, simProcfs } from "./procfs.js";
 import { C, EXIT_IO_INSTRUCTION, type Sample, type ScenarioRun } from "./run.js";
 import type { TimelineEntry } from "./timeline.js";
@@ -45,6 +46,27 @@ export interface VmResult {
   shadowTablesPerProcess: Record<string, number> | null;
   guestTablePages: number;
   rssBytes: number;
+  /** virtio-balloon (null: no balloon device) */
+  balloon: {
+    targetBytes: number;
+    actualBytes: number;
+    inflatedPages: number;
+    deflatedPages: number;
+    oomDeflations: number;
+    /** host RAM returned by discarding ballooned or reported pages */
+    hostFreedBytes: number;
+    /** huge pages returned to the hugetlb pool (not to host free memory) */
+    hugePagesToPool: number;
+    /** ballooned 4 KiB pages inside huge pages not wholly ballooned: nothing freed for them */
+    heldInHugePages: number;
+    reportedBytes: number;
+    /** why the balloon frees no host RAM, when it does not */
+    note: string;
+  } | null;
+  /** the guest's view: /proc/meminfo, free -g, and virsh dommemstat */
+  guest: { meminfo: string; freeG: string; dommemstat: Record<string, number> } | null;
+  /** guest 4 KiB pages freed by exiting processes (exitAtEnd) */
+  guestFreedPages: number;
   /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
   ksm: {
     rmapItems: number;
@@ -87,6 +109,28 @@ export interface ScenarioResult {
 }
 
 const SIZE = ["", "4K", "2M", "1G"];
+
+function balloonOf(sv: SimVm): VmResult["balloon"] {
+  const b = sv.balloon;
+  if (!b) return null;
+  const huge = sv.backing === "2M" || sv.backing === "1G";
+  return {
+    targetBytes: (b.opts.ramPages - b.targetPages) * 4096,
+    actualBytes: (b.opts.ramPages - b.pages.length) * 4096,
+    inflatedPages: b.inflated,
+    deflatedPages: b.deflated,
+    oomDeflations: b.oomDeflations,
+    hostFreedBytes: b.framesFreed * 4096,
+    hugePagesToPool: b.hugePagesFreed,
+    heldInHugePages: b.heldInHugePages,
+    reportedBytes: b.reported * 4096,
+    note: huge
+      ? `guest RAM is hugetlbfs (${sv.backing}): QEMU discards a huge page only once all of it is in the balloon, and it goes back to the hugetlb pool, not to the host's free memory`
+      : b.outOfPuff
+        ? "the guest has no free memory left to give the balloon"
+        : "",
+  };
+}
 
 function ksmOf(b: BuiltHost, mm: Mm | null): VmResult["ksm"] {
   const slot = mm ? b.ksm.slotOf(mm) : undefined;
@@ -160,6 +204,9 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       guestTablePages: sv.os?.tables ?? 0,
       rssBytes: (sv.mm?.rss ?? 0) * 4096,
       ksm: ksmOf(b, sv.mm),
+      balloon: balloonOf(sv),
+      guest: guestView(sv, k[C.guestFaults], run.timeMs),
+      guestFreedPages: st?.freedPages ?? 0,
     };
   });
   const running = vms.filter((v) => v.state === "running");

@@ -7,8 +7,8 @@
  *   workload      a new phase: the VM's workload is replaced by the named one from `workloads`
  *   set           a host kernel setting changes at run time: host.kernel.ksm.* (ksmd's sysfs
  *                 knobs, read by ksmd at its next batch), host.kernel.swappiness
- *   setmem        the balloon target (virsh setmem): recorded; applied by the balloon model when
- *                 the scenario has one (see docs/sim.md)
+ *   setmem        the balloon target (virsh setmem): the VM's virtio-balloon driver inflates or
+ *                 deflates towards it (sim/balloon.ts)
  * Every event is logged with whether it took effect and why not. Pure: no Node APIs.
  */
 import type { Scenario } from "./schema.js";

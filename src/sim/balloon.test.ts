@@ -4,6 +4,7 @@
  * (4 KiB discards; a huge page only when wholly ballooned, back to the hugetlb pool).
  * The guest's 4K data zone is gfns [2048, 16384) (8-64 MiB), so the balloon takes 16383 down.
  */
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Balloon, type BalloonOptions } from "./balloon.js";
 import { GuestOs } from "./guest/os.js";
@@ -153,5 +154,60 @@ describe("virtio-balloon", () => {
     expect(host.mem.freeFrames).toBe(free + 1024);
     expect(os.free4K).toBe(16384 - 2048);
     expect(b.guestTotalPages).toBe(G / 4096);
+  });
+});
+
+describe("virtio-balloon invariants (fast-check)", () => {
+  it("ballooned pages are never mapped and frames are conserved, under any sequence", () => {
+    type Op =
+      | { op: "use"; n: number }
+      | { op: "free"; n: number }
+      | { op: "target"; mib: number }
+      | { op: "time"; ms: number }
+      | { op: "oom" };
+    const opArb: fc.Arbitrary<Op> = fc.oneof(
+      fc.record({ op: fc.constant("use" as const), n: fc.integer({ min: 1, max: 700 }) }),
+      fc.record({ op: fc.constant("free" as const), n: fc.integer({ min: 1, max: 700 }) }),
+      fc.record({ op: fc.constant("target" as const), mib: fc.integer({ min: 960, max: 1024 }) }),
+      fc.record({ op: fc.constant("time" as const), ms: fc.integer({ min: 1, max: 400 }) }),
+      fc.record({ op: fc.constant("oom" as const) }),
+    );
+    fc.assert(
+      fc.property(
+        fc.constantFrom("4K" as const, "thp" as const),
+        fc.boolean(),
+        fc.boolean(),
+        fc.array(opArb, { maxLength: 25 }),
+        (backing, autodeflate, freePageReporting, ops) => {
+          const { host, mm, vm, os, b } = setup(backing, { autodeflate, freePageReporting });
+          const used: number[] = [];
+          let now = 0;
+          const framesUsed0 = host.mem.nframes - host.mem.freeFrames - mm.rss;
+          for (const o of ops) {
+            if (o.op === "use") {
+              for (let i = 0; i < o.n && os.free4K > 0; i++) {
+                const g = os.allocData(1);
+                vm.gfnToPfn(g);
+                used.push(g);
+              }
+            } else if (o.op === "free") {
+              for (let i = 0; i < o.n && used.length > 0; i++) os.freeData(used.pop()!);
+            } else if (o.op === "target") b.setTarget(o.mib * 1048576);
+            else if (o.op === "time") {
+              now += o.ms;
+              b.advance(o.ms, now);
+            } else b.oomDeflate();
+            b.assertInvariants();
+            host.assertInvariants();
+            // frames: kernel/table frames (grow with splits) + the rss the process maps
+            const kernel = host.mem.countKind(1);
+            expect(host.mem.nframes - host.mem.freeFrames).toBe(kernel + mm.rss);
+            expect(kernel).toBeGreaterThanOrEqual(framesUsed0);
+            for (const g of used) expect(b.pages.includes(g)).toBe(false);
+          }
+        },
+      ),
+      { numRuns: 40 },
+    );
   });
 });
