@@ -194,7 +194,16 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   for (const v of b.vms) {
     const xml = renameDomain(v.xml, v.name);
     f[`/etc/libvirt/qemu/${v.name}.xml`] = xml;
-    if (v.state === "running") f[`/run/libvirt/qemu/${v.name}.xml`] = xml;
+    // the live (status) XML shows the balloon's current size: libvirt updates <currentMemory>
+    // on QEMU's BALLOON_CHANGE event (qemuProcessHandleBalloonChange)
+    const live =
+      v.balloon && /<currentMemory[^>]*>\d+<\/currentMemory>/.test(xml)
+        ? xml.replace(
+            /<currentMemory[^>]*>\d+<\/currentMemory>/,
+            `<currentMemory unit='KiB'>${(v.memory / 4096 - v.balloon.pages.length) * 4}</currentMemory>`,
+          )
+        : xml;
+    if (v.state === "running") f[`/run/libvirt/qemu/${v.name}.xml`] = live;
   }
   return f;
 }
