@@ -251,7 +251,10 @@ export class Balloon {
  */
 export function discard4K(ptes: HostPtes, ksm: Ksm, mm: Mm, vpn: number): number {
   const pfn = ptes.pte4K(mm, vpn);
-  if (pfn < 0) return 0;
+  if (pfn < 0) {
+    mm.pressure?.dropSwap(mm, vpn); // a swapped-out page: its swap slot goes
+    return 0;
+  }
   ptes.clearPte(mm, vpn);
   const mem = ptes.host.mem;
   if (pfn === ksm.zeroPfn) {

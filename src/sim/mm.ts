@@ -28,6 +28,18 @@ export interface PageContent {
   token(vma: Vma, pageIndex: number): number;
 }
 
+/** Swap and reclaim (reclaim.ts): do_swap_page for swap ptes, direct reclaim when RAM runs out. */
+export interface MemoryPressure {
+  /** a swap pte at `hva`: read the page back and map it; its pfn, or -1 when the pte is none */
+  swapIn(mm: Mm, hva: number): number;
+  /** try_to_free_pages: free some frames; how many were freed (0: nothing left to reclaim) */
+  directReclaim(): number;
+  /** zap a swap pte (MADV_DONTNEED): its slot is freed */
+  dropSwap(mm: Mm, vpn: number): void;
+  /** an allocation is about to happen: below the min watermark, reclaim first */
+  beforeAlloc(): void;
+}
+
 /** do_wp_page for frames the process does not own alone (KSM pages, the zero page): ksm.ts. */
 export interface WriteProtectHandler {
   /** a write hit the read-only pte mapping `pfn` at `hva`; returns the pfn now mapped writable */
@@ -63,6 +75,8 @@ export class Mm implements TableSpace {
   content: PageContent | null = null;
   /** copy-on-write of shared frames (null: no shared frames) */
   wp: WriteProtectHandler | null = null;
+  /** swap-in and direct reclaim (null: no swap, allocation failure is fatal) */
+  pressure: MemoryPressure | null = null;
   private mmapBase = MMAP_TOP;
   private readonly out = new WalkOut();
   private readonly entry = new Uint32Array(2);
@@ -169,6 +183,11 @@ export class Mm implements TableSpace {
     }
     const vma = this.findVma(hva);
     if (!vma) throw new Error(`SIGSEGV: ${this.name} hva 0x${hva.toString(16)} is in no VMA`);
+    if (this.pressure && vma.kind === "anon") {
+      const swapped = this.pressure.swapIn(this, hva);
+      if (swapped >= 0) return swapped;
+      this.pressure.beforeAlloc();
+    }
     const vpn = Math.floor(hva / 4096);
     if (vma.kind === "hugetlb") {
       const pool = this.pools.get(vma.pageSize);
@@ -193,7 +212,10 @@ export class Mm implements TableSpace {
         // no free 2M block: fall back to 4K as the kernel does (thp_fault_fallback)
       }
     }
-    const pfn = this.mem.alloc(0, KIND_ANON);
+    let pfn = this.mem.alloc(0, KIND_ANON);
+    // __alloc_pages_slowpath: direct reclaim, then try again
+    while (pfn < 0 && this.pressure && this.pressure.directReclaim() > 0)
+      pfn = this.mem.alloc(0, KIND_ANON);
     if (pfn < 0) throw new Error("host out of memory");
     this.fillContent(vma, vpn, pfn, 1);
     this.installLeaf(vpn, 1, pfn);

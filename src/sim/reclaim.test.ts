@@ -1,0 +1,176 @@
+/**
+ * Swap and reclaim: the watermarks as __setup_per_zone_wmarks computes them, direct reclaim when
+ * RAM runs out, kswapd between low and high, swap-in as a major fault through EPT, what is never
+ * swapped, and (fast-check) a page is never both swapped and resident while frames and slots
+ * are conserved.
+ */
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { ACCESS_READ } from "../x86/faults.js";
+import { GuestOs } from "./guest/os.js";
+import { Host } from "./host.js";
+import { HostPtes, VmStat } from "./hostpte.js";
+import { Ksm } from "./ksm.js";
+import type { Mm, Vma } from "./mm.js";
+import { Reclaim } from "./reclaim.js";
+import { STATUS_OK, WalkRecord } from "./record.js";
+
+const G = 1073741824;
+const M = 1048576;
+
+function setup(swap: number, minFreeKbytes = 1024) {
+  const host = new Host({ memory: G, cpus: 1 });
+  const ptes = new HostPtes(host, new VmStat());
+  const ksm = new Ksm(ptes, {});
+  const reclaim = new Reclaim(ptes, ksm, { swapBytes: swap, minFreeKbytes });
+  return { host, ptes, ksm, reclaim };
+}
+
+function filler(host: Host, reclaim: Reclaim, size: number, locked = false): Mm {
+  const mm = host.createProcess("qemu");
+  mm.mmap(size, { thp: false });
+  mm.content = { token: (_v: Vma, i: number) => i + 1 };
+  reclaim.register(mm, locked);
+  return mm;
+}
+
+describe("reclaim and swap", () => {
+  it("watermarks: min = min_free_kbytes / 4, low/high = min + 1x/2x max(min/4, pages/1000)", () => {
+    const { reclaim } = setup(0, 1024);
+    // 1 GiB = 262144 pages: tmp = max(64, 262) = 262
+    expect([reclaim.min, reclaim.low, reclaim.high]).toEqual([256, 518, 780]);
+    const big = setup(0, 65536).reclaim; // tmp = max(4096, 262) = 4096
+    expect([big.min, big.low, big.high]).toEqual([16384, 20480, 24576]);
+  });
+
+  it("direct reclaim swaps cold pages out when RAM runs out; a touch reads them back", () => {
+    const { host, ptes, reclaim } = setup(128 * M);
+    const mm = filler(host, reclaim, G + 64 * M);
+    const start = mm.vmas[0].start;
+    const pages = (G + 64 * M) / 4096;
+    for (let i = 0; i < pages; i++) mm.fault(start + i * 4096, true);
+    // every page is resident or in swap, never both, never lost
+    expect(mm.rss + reclaim.swapUsed).toBe(pages);
+    expect(ptes.vmstat.pswpout).toBe(reclaim.swapUsed);
+    expect(reclaim.allocstall).toBeGreaterThan(0);
+    expect(host.mem.freeFrames).toBeLessThanOrEqual(reclaim.min + SWAP_BATCH);
+    // the hand's first lap only cleared accessed bits: page 0 went out on the second lap
+    expect(reclaim.isSwapped(mm, start / 4096)).toBe(true);
+    const pfn = mm.fault(start, false); // do_swap_page
+    expect(host.mem.token[pfn]).toBe(1);
+    expect(ptes.vmstat.pswpin).toBe(1);
+    expect(reclaim.pgmajfault).toBe(1);
+    expect(reclaim.isSwapped(mm, start / 4096)).toBe(false);
+    reclaim.assertInvariants();
+    host.assertInvariants();
+  });
+
+  it("kswapd wakes below low and reclaims to high", () => {
+    const { host, reclaim } = setup(256 * M);
+    const mm = filler(host, reclaim, G);
+    const start = mm.vmas[0].start;
+    let i = 0;
+    while (host.mem.freeFrames >= reclaim.low) mm.fault(start + i++ * 4096, true);
+    reclaim.kswapd();
+    expect(reclaim.pageoutrun).toBe(1);
+    expect(host.mem.freeFrames).toBeGreaterThanOrEqual(reclaim.high);
+    expect(host.mem.freeFrames).toBeLessThan(reclaim.high + 32);
+    reclaim.kswapd(); // above low: asleep
+    expect(reclaim.pageoutrun).toBe(1);
+  });
+
+  it("without swap, or for locked and hugetlbfs memory, nothing is reclaimed", () => {
+    const noSwap = setup(0);
+    const mm = filler(noSwap.host, noSwap.reclaim, 64 * M);
+    for (let i = 0; i < 1000; i++) mm.fault(mm.vmas[0].start + i * 4096, true);
+    expect(noSwap.reclaim.directReclaim()).toBe(0);
+    const locked = setup(64 * M);
+    const lm = filler(locked.host, locked.reclaim, 64 * M, true);
+    for (let i = 0; i < 1000; i++) lm.fault(lm.vmas[0].start + i * 4096, true);
+    expect(locked.reclaim.directReclaim()).toBe(0);
+    expect(locked.reclaim.mlockedPages()).toBe(1000);
+    const huge = setup(64 * M);
+    huge.host.reserveHugePages(2097152, 8);
+    const hm = huge.host.createProcess("q");
+    hm.mmap(16 * M, { kind: "hugetlb", pageSize: 2097152 });
+    huge.reclaim.register(hm, false);
+    hm.fault(hm.vmas[0].start, true);
+    expect(huge.reclaim.directReclaim()).toBe(0);
+  });
+
+  it("a swapped guest page: the spte is zapped; the guest's access is a major fault via EPT", () => {
+    const { host, ptes, reclaim } = setup(64 * M);
+    const mm = host.createProcess("qemu");
+    const hva = mm.mmap(64 * M, { thp: false });
+    mm.content = { token: (_v: Vma, i: number) => 1000 + i };
+    reclaim.register(mm, false);
+    const vm = host.createVm(mm, { name: "vm", ept: true, vpid: true, guestLevels: 4 });
+    vm.setUserMemoryRegion({
+      slot: 0,
+      flags: 0,
+      guestPhysAddr: 0,
+      memorySize: 64 * M,
+      userspaceAddr: hva,
+    });
+    const os = new GuestOs(vm, {
+      ranges: [[0, (64 * M) / 4096]],
+      zones: { tableEndMiB: 8, end4KMiB: 32, end2MMiB: 32 },
+    });
+    const vcpu = vm.addVcpu();
+    const p = os.process("init");
+    os.map(p, 0x400, 3000, 1, { write: true, user: true, exec: false });
+    const rec = new WalkRecord();
+    const cpu = host.cpus[0];
+    cpu.movCr3(vcpu, p.root, p.pcid, false, rec);
+    expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
+    // reclaim everything it can: two laps (accessed bits cleared, then out)
+    while (reclaim.directReclaim() > 0 && !reclaim.isSwapped(mm, hva / 4096 + 3000));
+    expect(reclaim.isSwapped(mm, hva / 4096 + 3000)).toBe(true);
+    const exits = vm.exitCounts.reduce((a, b) => a + b, 0);
+    const before = ptes.vmstat.pswpin;
+    expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
+    expect(host.mem.token[rec.pfn]).toBe(1000 + 3000);
+    expect(ptes.vmstat.pswpin).toBeGreaterThan(before); // page tables may come back too
+    expect(vm.exitCounts.reduce((a, b) => a + b, 0)).toBeGreaterThan(exits);
+    reclaim.assertInvariants();
+    host.assertInvariants();
+  });
+
+  it("fast-check: frames and slots conserved, no page both swapped and resident", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.nat(4095), fc.boolean()), { minLength: 1, maxLength: 200 }),
+        fc.integer({ min: 1, max: 8 }),
+        (touches, swapMiB) => {
+          const { host, reclaim } = setup(swapMiB * M);
+          const mm = filler(host, reclaim, 16 * M);
+          // squeeze RAM: a locked hog leaves room for 2,000 frames
+          const hog = filler(host, reclaim, G, true);
+          const free = host.mem.freeFrames - 2000 - 600; // a few hundred for page tables
+          for (let i = 0; i < free; i++) hog.fault(hog.vmas[0].start + i * 4096, true);
+          const seen = new Set<number>();
+          for (const [page, write] of touches) {
+            try {
+              const pfn = mm.fault(mm.vmas[0].start + page * 4096, write);
+              expect(host.mem.token[pfn]).toBe(page + 1);
+              seen.add(page);
+            } catch (e) {
+              expect(String(e)).toContain("host out of memory");
+              expect(reclaim.swapUsed).toBe(reclaim.slots);
+            }
+            reclaim.assertInvariants();
+            expect(mm.rss + reclaim.swapUsed).toBe(seen.size);
+            for (const p of seen) {
+              const resident = mm.lookup(mm.vmas[0].start + p * 4096) >= 0;
+              expect(resident !== reclaim.isSwapped(mm, mm.vmas[0].start / 4096 + p)).toBe(true);
+            }
+          }
+          host.assertInvariants();
+        },
+      ),
+      { numRuns: 6 },
+    );
+  });
+});
+
+const SWAP_BATCH = 32;
