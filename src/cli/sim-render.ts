@@ -57,6 +57,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
   );
   out.push(renderKsm(r));
   out.push(renderBalloons(r));
+  out.push(renderSwap(r));
   out.push("\n  exits by reason\n");
   out.push(
     table(
@@ -112,6 +113,30 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     else out.push(`  lines: ${ok.map((v) => v.name).join(", ")} (colours on a terminal)\n`);
   }
   return out.join("");
+}
+
+/** Swap and reclaim, when anything was swapped: the host's counters and each VM's share. */
+function renderSwap(r: ScenarioResult): string {
+  const s = r.host.reclaim;
+  const v = r.host.vmstat;
+  if (v.pswpout === 0 && v.pswpin === 0) return "";
+  const w = s.watermarks;
+  const vms = r.vms.filter((x) => x.state === "running");
+  return (
+    `\n  swap: ${formatBytesHuman(s.swapUsedBytes)} used of ${formatBytesHuman(s.swapTotalBytes)}; ` +
+    `pswpout ${v.pswpout}, pswpin ${v.pswpin} (major faults), kswapd runs ${s.kswapdRuns}, ` +
+    `direct reclaims ${s.allocstall}, THP splits ${v.thp_split_page}\n` +
+    `    watermarks (pages): min ${w.min}, low ${w.low}, high ${w.high}\n` +
+    table(
+      vms.map((x) => [
+        x.name,
+        formatBytesHuman(x.swapBytes),
+        String(x.majorFaults),
+        formatBytesHuman(x.rssBytes),
+      ]),
+      { header: ["vm", "in swap", "major faults", "RSS"] },
+    )
+  );
 }
 
 /** Each balloon that moved: target, size, what the host got back, and why not when it did not. */
@@ -236,7 +261,12 @@ export function htmlReport(r: ScenarioResult, text: string): string {
         return v ? f(v) : null;
       }),
     );
-  const charts = [
+  interface Chart {
+    title: string;
+    data: Array<Array<number | null>>;
+    extra: Array<{ label: string; data: number[]; stroke?: string }>;
+  }
+  const charts: Chart[] = [
     {
       title: "Resident memory per VM (MiB)",
       data: pick((v) => v.rss / 1048576),
@@ -246,6 +276,15 @@ export function htmlReport(r: ScenarioResult, text: string): string {
     { title: "TLB hit rate (cumulative)", data: pick((v) => v.tlbHitRate), extra: [] },
     { title: "VM exits (cumulative)", data: pick((v) => v.exits), extra: [] },
   ];
+  if (r.host.vmstat.pswpout > 0)
+    charts.push({
+      title: "Swap used and host free (MiB)",
+      data: [],
+      extra: [
+        { label: "swap used", stroke: "#d62728", data: r.series.map((s) => s.swapUsed / 1048576) },
+        { label: "host free", stroke: "#2ca02c", data: r.series.map((s) => s.hostFree / 1048576) },
+      ],
+    });
   if (r.vms.some((v) => v.balloon && v.balloon.inflatedPages > 0))
     charts.push({
       title: "Balloon size per VM (MiB)",

@@ -24,6 +24,7 @@ import { Ksm } from "../sim/ksm.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
 import type { Vm } from "../sim/kvm/vm.js";
 import type { Mm } from "../sim/mm.js";
+import { defaultMinFreeKbytes, Reclaim } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import type { Workload } from "../workload/batch.js";
 import { parseLackey, TraceWorkload } from "../workload/lackey.js";
@@ -68,6 +69,8 @@ export interface BuiltHost {
   ptes: HostPtes;
   /** ksmd (runs when host.kernel.ksm.run is 1) */
   ksm: Ksm;
+  /** swap, kswapd and direct reclaim over the VMs' anonymous memory */
+  reclaim: Reclaim;
   /** hugetlb pages reserved per size (bytes -> count) */
   reserved: Map<number, number>;
 }
@@ -130,6 +133,10 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   const ptes = new HostPtes(host, new VmStat());
   const ksm = new Ksm(ptes, s.host.kernel.ksm);
   const images = new ImageRegistry();
+  const reclaim = new Reclaim(ptes, ksm, {
+    swapBytes: s.host.swap,
+    minFreeKbytes: defaultMinFreeKbytes(host.mem.nframes * 4),
+  });
   const vms: SimVm[] = [];
   s.vms.forEach((entry, index) => {
     const src = input.domains.get(entry.name) ?? { xml: entry.xml ?? "", file: entry.name };
@@ -167,6 +174,8 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       // has mem-merge=off, which libvirt sets for <memoryBacking><nosharepages/>; hugetlbfs
       // RAM is not KSM-compatible (ksm_madvise ignores it)
       if (!domain.memoryBacking.nosharepages) ksm.madvise(sv.mm, sv.mm.vmas[0]);
+      // <locked/>: QEMU mlocks guest RAM (-overcommit mem-lock=on): unevictable
+      reclaim.register(sv.mm, domain.memoryBacking.locked);
       const mb = domain.memballoon;
       if (mb.model.startsWith("virtio")) {
         sv.balloon = new Balloon(sv.vm!, sv.mm, sv.os!, ptes, ksm, {
@@ -181,7 +190,7 @@ export function buildHost(input: ScenarioInput): BuiltHost {
     }
     vms.push(sv);
   });
-  return { scenario: s, host, vms, reserved, ptes, ksm };
+  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim };
 }
 
 /** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */

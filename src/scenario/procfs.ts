@@ -11,6 +11,7 @@
  * Pure: no Node APIs.
  */
 import { KIND_ANON, KIND_KERNEL, KIND_THP } from "../sim/memory.js";
+import { defaultMinFreeKbytes } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import { type BuiltHost, hugeReserved } from "./build.js";
 
@@ -58,10 +59,10 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     kb("Inactive(anon)", 0) +
     kb("Active(file)", 0) +
     kb("Inactive(file)", 0) +
-    kb("Unevictable", 0) +
-    kb("Mlocked", 0) +
+    kb("Unevictable", b.reclaim.mlockedPages() * 4) +
+    kb("Mlocked", b.reclaim.mlockedPages() * 4) +
     kb("SwapTotal", swapKiB) +
-    kb("SwapFree", swapKiB) +
+    kb("SwapFree", swapKiB - b.reclaim.swapUsed * 4) +
     kb("Zswap", 0) +
     kb("Zswapped", 0) +
     kb("Dirty", 0) +
@@ -129,14 +130,14 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   f["/sys/module/kvm/parameters/nx_huge_pages"] = "N\n";
 
   f["/proc/swaps"] =
-    `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${swapKiB > 0 ? `/swapfile${" ".repeat(31)}file\t\t${swapKiB}\t\t0\t\t-2\n` : ""}`;
+    `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${swapKiB > 0 ? `/swapfile${" ".repeat(31)}file\t\t${swapKiB}\t\t${b.reclaim.swapUsed * 4}\t\t-2\n` : ""}`;
   const sysctl: Record<string, number> = {
     swappiness: s.host.kernel.swappiness,
     nr_hugepages: pool2?.total ?? 0,
     nr_overcommit_hugepages: 0,
     overcommit_memory: 0,
     overcommit_ratio: ratio,
-    min_free_kbytes: Math.round(Math.min(262144, Math.max(128, Math.sqrt(totalKiB * 16)))),
+    min_free_kbytes: defaultMinFreeKbytes(totalKiB),
   };
   for (const [k, v] of Object.entries(sysctl)) f[`/proc/sys/vm/${k}`] = `${v}\n`;
   const pools: Array<[number, typeof pool2, number]> = [
@@ -175,8 +176,15 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     ["nr_free_pages", mem.freeFrames],
     ["nr_anon_pages", (anonKiB + thpKiB) / 4],
     ["nr_anon_transparent_hugepages", thpKiB / 2048],
+    ["pgmajfault", b.reclaim.pgmajfault],
     ["pswpin", vs.pswpin],
     ["pswpout", vs.pswpout],
+    ["allocstall_normal", b.reclaim.allocstall],
+    ["pgsteal_kswapd", b.reclaim.pgstealKswapd],
+    ["pgsteal_direct", b.reclaim.pgstealDirect],
+    ["pgscan_kswapd", b.reclaim.pgscanKswapd],
+    ["pgscan_direct", b.reclaim.pgscanDirect],
+    ["pageoutrun", b.reclaim.pageoutrun],
     ["thp_split_page", vs.thp_split_page],
     ["cow_ksm", vs.cow_ksm],
     ["ksm_swpin_copy", 0],

@@ -15,6 +15,7 @@
  */
 
 import type { GuestProcess } from "../sim/guest/os.js";
+import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
   ACC_EXEC,
@@ -85,6 +86,8 @@ export interface Sample {
     balloon: number;
   }>;
   hostFree: number;
+  /** bytes in swap */
+  swapUsed: number;
   /** /sys/kernel/mm/ksm counters at the sample */
   ksm: {
     shared: number;
@@ -113,6 +116,8 @@ export interface VmRunState {
   idleRng: Prng;
   /** guest pages freed by exiting processes */
   freedPages: number;
+  /** swap-ins (major faults) during the VM's accesses */
+  majorFaults: number;
   /** simulated ms at which the VM boots (a timeline `start`); 0 = from the beginning */
   startMs: number;
 }
@@ -154,6 +159,7 @@ export class ScenarioRun {
         idleWrites: 0,
         idleOwed: 0,
         freedPages: 0,
+        majorFaults: 0,
         idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
         startMs: 0,
       }));
@@ -273,6 +279,7 @@ export class ScenarioRun {
   private daemons(): void {
     const now = this.timeMs;
     this.built.ksm.runUntil(now);
+    this.built.reclaim.kswapd();
     const dt = now - this.daemonMs;
     if (dt > 0) {
       for (const st of this.states) if (st.startMs <= now) st.sv.balloon?.advance(dt, now);
@@ -349,6 +356,7 @@ export class ScenarioRun {
     const k = st.counters;
     const rec = this.rec;
     const batch = st.batch;
+    const vmstat = this.built.ptes.vmstat;
     batch.reset();
     const got = st.sv.workload!.fill(batch, QUANTUM);
     if (got === 0) {
@@ -379,6 +387,7 @@ export class ScenarioRun {
       const offset = addr - vpn * 4096;
       const access =
         kind === ACC_WRITE ? ACCESS_WRITE : kind === ACC_EXEC ? ACCESS_EXEC : ACCESS_READ;
+      const swapIns = vmstat.pswpin;
       let status = cpu.access(vcpu, vpn, offset, access, rec);
       let c0 = rec.cycles;
       k[C.abortedRefs] += rec.abortedRefs;
@@ -412,6 +421,11 @@ export class ScenarioRun {
         k[C.walks]++;
         k[C.guestRefs] += rec.out.guestRefs;
         k[C.eptRefs] += rec.out.eptRefs;
+      }
+      if (vmstat.pswpin !== swapIns) {
+        // major faults: the swap-in's I/O on top of KVM's and the host's fault handling
+        st.majorFaults += vmstat.pswpin - swapIns;
+        c0 += (vmstat.pswpin - swapIns) * SWAP_IN_CYCLES;
       }
       k[C.accessCycles] += c0;
       cycles += c0;
@@ -451,6 +465,7 @@ export class ScenarioRun {
       t: this.timeMs,
       accesses: this.doneAccesses,
       hostFree: mem.freeFrames * 4096,
+      swapUsed: this.built.reclaim.swapUsed * 4096,
       vms: this.states.map((st) => {
         const k = st.counters;
         const hits = k[C.tlbL1] + k[C.tlbStlb];

@@ -67,6 +67,10 @@ export interface VmResult {
   guest: { meminfo: string; freeG: string; dommemstat: Record<string, number> } | null;
   /** guest 4 KiB pages freed by exiting processes (exitAtEnd) */
   guestFreedPages: number;
+  /** guest RAM in swap at the end (the QEMU process's swap entries) */
+  swapBytes: number;
+  /** swap-ins during the VM's accesses (major faults on the host, each SWAP_IN_CYCLES) */
+  majorFaults: number;
   /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
   ksm: {
     rmapItems: number;
@@ -97,6 +101,15 @@ export interface ScenarioResult {
     ksm: Record<string, number>;
     /** copy-on-write breaks of KSM and zero pages (guest writes to merged pages) */
     ksmCowBreaks: number;
+    /** swap and reclaim: watermarks (pages), swap use, kswapd runs, direct reclaims */
+    reclaim: {
+      swapTotalBytes: number;
+      swapUsedBytes: number;
+      watermarks: { min: number; low: number; high: number };
+      kswapdRuns: number;
+      allocstall: number;
+      pgmajfault: number;
+    };
     /** /proc/vmstat counters kvmem models */
     vmstat: { thp_split_page: number; cow_ksm: number; pswpin: number; pswpout: number };
   };
@@ -207,6 +220,8 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       balloon: balloonOf(sv),
       guest: guestView(sv, k[C.guestFaults], run.timeMs),
       guestFreedPages: st?.freedPages ?? 0,
+      swapBytes: sv.mm ? b.reclaim.swappedOf(sv.mm) * 4096 : 0,
+      majorFaults: st?.majorFaults ?? 0,
     };
   });
   const running = vms.filter((v) => v.state === "running");
@@ -236,6 +251,14 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       hugepages,
       ksm: b.ksm.counters(),
       ksmCowBreaks: b.ksm.cowBreaks,
+      reclaim: {
+        swapTotalBytes: b.reclaim.slots * 4096,
+        swapUsedBytes: b.reclaim.swapUsed * 4096,
+        watermarks: { min: b.reclaim.min, low: b.reclaim.low, high: b.reclaim.high },
+        kswapdRuns: b.reclaim.pageoutrun,
+        allocstall: b.reclaim.allocstall,
+        pgmajfault: b.reclaim.pgmajfault,
+      },
       vmstat: {
         thp_split_page: b.ptes.vmstat.thp_split_page,
         cow_ksm: b.ptes.vmstat.cow_ksm,

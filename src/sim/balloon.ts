@@ -25,8 +25,9 @@
  * deferred-split shrinker); the guest driver takes its pages from the top of the guest's 4 KiB
  * data zone, so only guests with 4 KiB data pages balloon much.
  *
- * Invariants (assertInvariants): with 4 KiB or THP backing a ballooned gfn is never mapped by
- * the host (its hva has no pte); every ballooned gfn is outside the guest's free zone.
+ * Invariants (assertInvariants): with 4 KiB or THP backing no 4 KiB host pte maps a ballooned
+ * gfn (a later THP fault of a neighbour may back its whole 2 MiB again, as on Linux); every
+ * ballooned gfn is outside the guest's free memory.
  */
 import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
 import { pteLeafFrame } from "../x86/pte.js";
@@ -84,6 +85,7 @@ export class Balloon {
   private pbpCount = 0;
   private pbpBits: Uint8Array = new Uint8Array(0);
   private readonly leaf = new LeafRef();
+  private readonly level = new Int32Array(1);
   readonly pagesPerMs: number;
 
   constructor(
@@ -240,7 +242,10 @@ export class Balloon {
       const vma = this.mm.findVma(hva);
       // pieces of a huge page stay mapped until the whole huge page is in the balloon
       if (vma?.kind === "hugetlb") continue;
-      if (this.mm.lookup(hva) >= 0) throw new Error(`ballooned gfn ${gfn} is mapped on the host`);
+      // a THP fault of a neighbouring page may back the whole 2 MiB again (as on Linux: the
+      // balloon's 4 KiB holes do not stop do_huge_pmd_anonymous_page); no 4 KiB pte may map it
+      if (this.mm.lookup(hva, this.level) >= 0 && this.level[0] === 1)
+        throw new Error(`ballooned gfn ${gfn} is mapped on the host`);
     }
   }
 }

@@ -46,6 +46,11 @@ export const SWAP_IN_CYCLES = 300000;
 /** a software-available bit of the non-present pte marks a swap entry */
 const SWP_MARK = 1 << 10;
 
+/** init_per_zone_wmark_min: int_sqrt(lowmem_kbytes * 16), clamped to [128, 262144] */
+export function defaultMinFreeKbytes(totalKiB: number): number {
+  return Math.min(262144, Math.max(128, Math.floor(Math.sqrt(totalKiB * 16))));
+}
+
 export interface ReclaimOptions {
   swapBytes: number;
   minFreeKbytes: number;
@@ -69,7 +74,7 @@ export class Reclaim implements MemoryPressure {
   private readonly slotBytes = new Map<number, Uint32Array>();
   private readonly freeSlots: Int32Array;
   private nfree: number;
-  private readonly procs: Array<{ mm: Mm; locked: boolean }> = [];
+  private readonly procs: Array<{ mm: Mm; locked: boolean; swapped: number }> = [];
   private hand = 0;
   private handVpn = -1;
   private direct = false;
@@ -97,7 +102,17 @@ export class Reclaim implements MemoryPressure {
   /** Put a process's anonymous memory under reclaim (locked: mlock'ed, never reclaimed). */
   register(mm: Mm, locked: boolean): void {
     mm.pressure = this;
-    this.procs.push({ mm, locked });
+    this.procs.push({ mm, locked, swapped: 0 });
+  }
+
+  /** Pages of `mm` in swap (MM_SWAPENTS). */
+  swappedOf(mm: Mm): number {
+    return this.procs.find((p) => p.mm === mm)?.swapped ?? 0;
+  }
+
+  private count(mm: Mm, d: number): void {
+    const p = this.procs.find((x) => x.mm === mm);
+    if (p) p.swapped += d;
   }
 
   /** Pages mlocked (<locked/> VMs): /proc/meminfo Mlocked. */
@@ -134,6 +149,7 @@ export class Reclaim implements MemoryPressure {
       makePteHi(pfn, true),
     );
     mm.rss++;
+    this.count(mm, -1);
     this.ptes.vmstat.pswpin++;
     this.pgmajfault++;
     return pfn;
@@ -291,6 +307,7 @@ export class Reclaim implements MemoryPressure {
     this.ptes.invalidate(mm, vpn, 1);
     mem.free(pfn, 0);
     mm.rss--;
+    this.count(mm, 1);
     this.ptes.vmstat.pswpout++;
   }
 
@@ -301,6 +318,7 @@ export class Reclaim implements MemoryPressure {
     this.freeSlots[this.nfree++] = pteFrame(l.lo, l.hi);
     this.slotBytes.delete(pteFrame(l.lo, l.hi));
     this.swapUsed--;
+    this.count(mm, -1);
     mm.setEntry(l.tableFrame, l.index, 1, 0, 0);
   }
 

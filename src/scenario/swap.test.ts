@@ -1,0 +1,60 @@
+// Swap in a whole scenario (scenarios/4-swap.yaml): the counters agree across the result, the
+// simulated /proc/swaps, /proc/meminfo and /proc/vmstat; a <locked/> guest is never swapped;
+// without swap the host runs out of memory.
+import { describe, expect, it } from "vitest";
+import { parseMeminfo } from "../inspect/parse.js";
+import { buildHost } from "./build.js";
+import { loadScenario } from "./load.js";
+import { parseAssignment } from "./overrides.js";
+import { ScenarioRun } from "./run.js";
+import { summarize } from "./summary.js";
+
+const file = new URL("../../scenarios/4-swap.yaml", import.meta.url).pathname;
+
+function load(...sets: string[]) {
+  return loadScenario(
+    file,
+    ["workloads.app.accesses=20000", ...sets].map((x) => {
+      const a = parseAssignment(x, "--set");
+      return { path: a.path, value: a.values[0], text: x };
+    }),
+  );
+}
+
+describe("swap in kvmem sim", () => {
+  it("swaps when the guests outgrow RAM; every view of swap agrees; a locked guest stays", () => {
+    const input = load();
+    const vm3 = input.domains.get("vm3")!;
+    input.domains.set("vm3", {
+      ...vm3,
+      xml: vm3.xml.replace("<devices>", "<memoryBacking><locked/></memoryBacking>\n  <devices>"),
+    });
+    const built = buildHost(input);
+    const run = new ScenarioRun(built);
+    run.runAll();
+    const r = summarize(built, run);
+    const used = r.host.reclaim.swapUsedBytes;
+    expect(used).toBeGreaterThan(0);
+    expect(r.host.vmstat.pswpout).toBeGreaterThan(0);
+    expect(r.vms.reduce((a, v) => a + v.swapBytes, 0)).toBe(used);
+    expect(r.vms[2].swapBytes).toBe(0); // <locked/>
+    const mi = parseMeminfo(r.procfs["/proc/meminfo"]).value;
+    expect(mi.SwapTotal! - mi.SwapFree!).toBe(used / 1024);
+    expect(mi.Mlocked).toBe(r.vms[2].rssBytes / 1024);
+    expect(r.procfs["/proc/swaps"]).toContain(`\t${4 * 1048576}\t\t${used / 1024}\t\t-2\n`);
+    expect(r.procfs["/proc/vmstat"]).toContain(`pswpout ${r.host.vmstat.pswpout}\n`);
+    expect(r.procfs["/proc/vmstat"]).toContain(`pswpin ${r.host.vmstat.pswpin}\n`);
+    // major faults in the measured run are swap-ins, each priced in cycles per access
+    const major = r.vms.reduce((a, v) => a + v.majorFaults, 0);
+    expect(major).toBeLessThanOrEqual(r.host.vmstat.pswpin);
+    built.reclaim.assertInvariants();
+    built.host.assertInvariants();
+  });
+
+  it("without swap the host runs out of memory", () => {
+    expect(() => {
+      const b = buildHost(load("host.swap=0"));
+      new ScenarioRun(b).runAll();
+    }).toThrow(/host out of memory/);
+  });
+});
