@@ -18,6 +18,8 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
   out.push(`simulated ${num(h.simulatedMs, 2)} ms, ${h.accesses} accesses\n\n`);
   const failed = r.vms.filter((v) => v.state === "failed");
   for (const v of failed) out.push(`  ${v.name}: failed to start: ${v.error}\n`);
+  for (const v of r.vms)
+    if (v.oomKilled) out.push(`  ${v.name}: killed by the host's OOM killer ${v.oomKilled}\n`);
   const ok = r.vms.filter((v) => v.state === "running");
   out.push(
     table(

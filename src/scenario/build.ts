@@ -59,6 +59,8 @@ export interface SimVm {
   guestLevel: number;
   /** the virtio-balloon device and driver (null: <memballoon model='none'/> or not running) */
   balloon: Balloon | null;
+  /** killed by the host's OOM killer: when (simulated ms) and the kernel's report */
+  oomKilled: { at: number; message: string } | null;
 }
 
 export interface BuiltHost {
@@ -167,6 +169,7 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       procs: [],
       guestLevel: entry.guest.pageSize === "1G" ? 3 : entry.guest.pageSize === "2M" ? 2 : 1,
       balloon: null,
+      oomKilled: null,
     };
     startVm(host, s, sv, vms, entry, rng.fork(index), input.traces, images);
     if (sv.mm) {

@@ -219,5 +219,10 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
 /** The boot "Memory:" line for the simulated host's kernel log. */
 export function simKernelLog(b: BuiltHost): string {
   const totalKiB = b.host.mem.nframes * 4;
-  return `[    0.000000] Linux version 6.12.0-kvmem (simulated)\n[    0.052000] Memory: ${totalKiB}K/${totalKiB}K available (0K kernel code, 0K rwdata, 0K rodata, 0K init, 0K bss, 0K reserved, 0K cma-reserved)\n`;
+  // mm/oom_kill.c __oom_kill_process, printk'd with the time since boot
+  const oom = b.vms
+    .filter((v) => v.oomKilled)
+    .map((v) => `[${(v.oomKilled!.at / 1000).toFixed(6).padStart(12)}] ${v.oomKilled!.message}\n`)
+    .join("");
+  return `[    0.000000] Linux version 6.12.0-kvmem (simulated)\n[    0.052000] Memory: ${totalKiB}K/${totalKiB}K available (0K kernel code, 0K rwdata, 0K rodata, 0K init, 0K bss, 0K reserved, 0K cma-reserved)\n${oom}`;
 }

@@ -138,6 +138,8 @@ export class ScenarioRun {
   private nextSample = 0;
   private readonly sampleEvery: number;
   private readonly hz: number;
+  /** OOM victims already reaped */
+  private reaped = 0;
   /** simulated ms the daemons (ksmd, balloon drivers) have caught up to */
   private daemonMs = 0;
 
@@ -176,7 +178,9 @@ export class ScenarioRun {
     for (const st of this.states) {
       const w = st.sv.workloadConfig;
       st.nextTimer = w.timerHz > 0 ? this.hz / w.timerHz : Number.POSITIVE_INFINITY;
-      if (w.warmup && w.pattern !== "trace") this.warmup(st);
+      if (w.warmup && w.pattern !== "trace") this.killable(() => this.warmup(st));
+      this.reap();
+      if (st.done) continue;
       // the first process's address space is loaded before the workload starts
       const p = st.sv.procs[0];
       st.sv.cpu!.movCr3(st.sv.vcpu!, p.root, p.pcid, false, this.rec);
@@ -269,10 +273,32 @@ export class ScenarioRun {
         this.daemons();
         continue;
       }
-      this.runQuantum(best);
+      this.killable(() => this.runQuantum(best));
+      this.reap();
       this.daemons();
     }
     return this.finished;
+  }
+
+  /** Run `f`; a VM the OOM killer killed meanwhile ends with SIGKILL, which stops only it. */
+  private killable(f: () => void): void {
+    try {
+      f();
+    } catch (e) {
+      if (!String(e).includes("SIGKILL")) throw e;
+    }
+  }
+
+  /** VMs the OOM killer killed stop running; the kernel's report goes with them. */
+  private reap(): void {
+    const victims = this.built.reclaim.victims;
+    while (this.reaped < victims.length) {
+      const v = victims[this.reaped++];
+      const st = this.states.find((x) => x.sv.mm === v.mm);
+      if (!st) continue;
+      st.done = true;
+      st.sv.oomKilled = { at: this.timeMs, message: v.message };
+    }
   }
 
   /** The host's daemons catch up with simulated time: ksmd runs its batches due by now. */
@@ -280,6 +306,7 @@ export class ScenarioRun {
     const now = this.timeMs;
     this.built.ksm.runUntil(now);
     this.built.reclaim.kswapd();
+    this.reap();
     const dt = now - this.daemonMs;
     if (dt > 0) {
       for (const st of this.states) if (st.startMs <= now) st.sv.balloon?.advance(dt, now);

@@ -67,6 +67,8 @@ export interface VmResult {
   guest: { meminfo: string; freeG: string; dommemstat: Record<string, number> } | null;
   /** guest 4 KiB pages freed by exiting processes (exitAtEnd) */
   guestFreedPages: number;
+  /** the kernel's report when the host's OOM killer killed this VM's QEMU, with the time */
+  oomKilled: string | null;
   /** guest RAM in swap at the end (the QEMU process's swap entries) */
   swapBytes: number;
   /** swap-ins during the VM's accesses (major faults on the host, each SWAP_IN_CYCLES) */
@@ -220,6 +222,9 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       balloon: balloonOf(sv),
       guest: guestView(sv, k[C.guestFaults], run.timeMs),
       guestFreedPages: st?.freedPages ?? 0,
+      oomKilled: sv.oomKilled
+        ? `at ${sv.oomKilled.at.toFixed(2)} ms: ${sv.oomKilled.message}`
+        : null,
       swapBytes: sv.mm ? b.reclaim.swappedOf(sv.mm) * 4096 : 0,
       majorFaults: st?.majorFaults ?? 0,
     };

@@ -1,6 +1,6 @@
 // Swap in a whole scenario (scenarios/4-swap.yaml): the counters agree across the result, the
 // simulated /proc/swaps, /proc/meminfo and /proc/vmstat; a <locked/> guest is never swapped;
-// without swap the host runs out of memory.
+// without swap the OOM killer kills the biggest guest.
 import { describe, expect, it } from "vitest";
 import { parseMeminfo } from "../inspect/parse.js";
 import { buildHost } from "./build.js";
@@ -51,10 +51,20 @@ describe("swap in kvmem sim", () => {
     built.host.assertInvariants();
   });
 
-  it("without swap the host runs out of memory", () => {
-    expect(() => {
-      const b = buildHost(load("host.swap=0"));
-      new ScenarioRun(b).runAll();
-    }).toThrow(/host out of memory/);
+  it("without swap the OOM killer kills the biggest guest, as the kernel reports it", () => {
+    const b = buildHost(load("host.swap=0"));
+    const run = new ScenarioRun(b);
+    run.runAll();
+    const r = summarize(b, run);
+    const killed = r.vms.filter((v) => v.oomKilled);
+    expect(killed).toHaveLength(1);
+    expect(killed[0].oomKilled).toMatch(
+      /^at [\d.]+ ms: Out of memory: Killed process 100\d \(qemu-system-x86\) total-vm:2097152kB, anon-rss:\d+kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:\d+kB oom_score_adj:0$/,
+    );
+    expect(killed[0].rssBytes).toBe(0);
+    expect(r.kernelLog).toContain("Out of memory: Killed process");
+    // the others ran their workloads to the end
+    for (const v of r.vms.filter((x) => !x.oomKilled)) expect(v.accesses).toBe(20000);
+    b.host.assertInvariants();
   });
 });

@@ -77,6 +77,8 @@ export class Mm implements TableSpace {
   wp: WriteProtectHandler | null = null;
   /** swap-in and direct reclaim (null: no swap, allocation failure is fatal) */
   pressure: MemoryPressure | null = null;
+  /** the OOM killer tore this process down (oom.ts): a fault in it is SIGKILL */
+  killed = false;
   private mmapBase = MMAP_TOP;
   private readonly out = new WalkOut();
   private readonly entry = new Uint32Array(2);
@@ -173,6 +175,7 @@ export class Mm implements TableSpace {
 
   /** handle_mm_fault: make `hva` present; returns the 4K pfn or throws (SIGSEGV/SIGBUS). */
   fault(hva: number, write: boolean): number {
+    if (this.killed) throw new Error(`SIGKILL: ${this.name} was killed by the OOM killer`);
     const present = this.lookup(hva, undefined, this.entry);
     if (present >= 0) {
       // a write to a read-only pte in a writable VMA: do_wp_page (KSM page or the zero page)
@@ -216,6 +219,10 @@ export class Mm implements TableSpace {
     // __alloc_pages_slowpath: direct reclaim, then try again
     while (pfn < 0 && this.pressure && this.pressure.directReclaim() > 0)
       pfn = this.mem.alloc(0, KIND_ANON);
+    if (this.killed) {
+      if (pfn >= 0) this.mem.free(pfn, 0);
+      throw new Error(`SIGKILL: ${this.name} was killed by the OOM killer`);
+    }
     if (pfn < 0) throw new Error("host out of memory");
     this.fillContent(vma, vpn, pfn, 1);
     this.installLeaf(vpn, 1, pfn);

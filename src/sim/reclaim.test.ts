@@ -79,23 +79,32 @@ describe("reclaim and swap", () => {
     expect(reclaim.pageoutrun).toBe(1);
   });
 
-  it("without swap, or for locked and hugetlbfs memory, nothing is reclaimed", () => {
+  it("without swap, or for locked and hugetlbfs memory, nothing is swapped: the OOM killer acts", () => {
     const noSwap = setup(0);
     const mm = filler(noSwap.host, noSwap.reclaim, 64 * M);
     for (let i = 0; i < 1000; i++) mm.fault(mm.vmas[0].start + i * 4096, true);
-    expect(noSwap.reclaim.directReclaim()).toBe(0);
+    // nothing to reclaim: out_of_memory kills the only process (1000 pages + 4 page tables)
+    expect(noSwap.reclaim.directReclaim()).toBe(1004);
+    expect(noSwap.reclaim.swapUsed).toBe(0);
+    expect(noSwap.reclaim.victims.map((v) => v.mm)).toEqual([mm]);
     const locked = setup(64 * M);
     const lm = filler(locked.host, locked.reclaim, 64 * M, true);
     for (let i = 0; i < 1000; i++) lm.fault(lm.vmas[0].start + i * 4096, true);
-    expect(locked.reclaim.directReclaim()).toBe(0);
     expect(locked.reclaim.mlockedPages()).toBe(1000);
+    locked.reclaim.directReclaim();
+    expect(locked.reclaim.swapUsed).toBe(0);
+    expect(locked.reclaim.pgstealDirect).toBe(0);
     const huge = setup(64 * M);
     huge.host.reserveHugePages(2097152, 8);
     const hm = huge.host.createProcess("q");
     hm.mmap(16 * M, { kind: "hugetlb", pageSize: 2097152 });
     huge.reclaim.register(hm, false);
     hm.fault(hm.vmas[0].start, true);
-    expect(huge.reclaim.directReclaim()).toBe(0);
+    const pool = huge.host.pools.get(2097152)!.free.length;
+    huge.reclaim.directReclaim();
+    expect(huge.reclaim.swapUsed).toBe(0);
+    // killed: its huge page went back to the pool
+    expect(huge.host.pools.get(2097152)!.free.length).toBe(pool + 1);
   });
 
   it("a swapped guest page: the spte is zapped; the guest's access is a major fault via EPT", () => {
@@ -168,9 +177,33 @@ describe("reclaim and swap", () => {
           host.assertInvariants();
         },
       ),
-      { numRuns: 6 },
+      { numRuns: 4 },
     );
   });
 });
 
 const SWAP_BATCH = 32;
+
+describe("the OOM killer", () => {
+  it("kills the process with the highest badness, reports it as the kernel does, frees it all", () => {
+    const { host, reclaim } = setup(0);
+    const a = filler(host, reclaim, G);
+    const b = filler(host, reclaim, G);
+    for (let i = 0; i < (600 * M) / 4096; i++) a.fault(a.vmas[0].start + i * 4096, true);
+    const free = host.mem.freeFrames;
+    // b grows until RAM runs out: a (600 MiB) is the biggest, so a dies and b goes on
+    for (let i = 0; i < (700 * M) / 4096; i++) b.fault(b.vmas[0].start + i * 4096, true);
+    expect(reclaim.victims).toHaveLength(1);
+    expect(reclaim.victims[0].mm).toBe(a);
+    // 300 page tables + PMD + PUD + PGD for 600 MiB of 4K pages in one 1 GiB-aligned VMA
+    expect(reclaim.victims[0].message).toBe(
+      "Out of memory: Killed process 1000 (qemu-system-x86) total-vm:1048576kB, anon-rss:614400kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:1212kB oom_score_adj:0",
+    );
+    expect(a.rss).toBe(0);
+    expect(a.killed).toBe(true);
+    expect(() => a.fault(a.vmas[0].start, false)).toThrow(/SIGKILL/);
+    expect(b.rss).toBe((700 * M) / 4096);
+    expect(host.mem.freeFrames).toBeGreaterThan(free - (700 * M) / 4096 + (600 * M) / 4096 - 400);
+    host.assertInvariants();
+  });
+});

@@ -19,8 +19,8 @@
  * the LRU, a <locked/> VM's memory is mlocked (unevictable), KSM pages and the zero page are
  * left alone. A guest access to a swapped page takes an EPT violation, KVM faults the hva, and
  * swapIn reads the slot back into a fresh frame (pswpin, pgmajfault; SWAP_IN_CYCLES of I/O).
- * Without free swap slots anonymous memory cannot be reclaimed, and an allocation that finds
- * nothing to reclaim fails ("host out of memory": the OOM killer is not modelled).
+ * Without free swap slots anonymous memory cannot be reclaimed; an allocation that finds nothing
+ * to reclaim invokes the OOM killer (oom.ts), and fails only when nothing is left to kill.
  * Simplified: swappiness has no effect (there is no page cache, so reclaim always scans anon,
  * as get_scan_count does when file pages are too few); a shadow-paging VM's pages are aged by
  * the host pte's accessed bit only, which guest accesses do not set.
@@ -38,6 +38,7 @@ import type { TdpMmu } from "./kvm/tdp.js";
 import type { Vm } from "./kvm/vm.js";
 import { KIND_ANON, KIND_THP } from "./memory.js";
 import type { MemoryPressure, Mm } from "./mm.js";
+import { badness, type OomVictim, oomMessage, tearDown } from "./oom.js";
 
 /** SWAP_CLUSTER_MAX: pages reclaimed per batch */
 export const SWAP_CLUSTER_MAX = 32;
@@ -132,6 +133,10 @@ export class Reclaim implements MemoryPressure {
     const table = l.tableFrame;
     const index = l.index;
     const pfn = this.allocFrame();
+    if (mm.killed) {
+      mem.free(pfn, 0);
+      throw new Error(`SIGKILL: ${mm.name} was killed by the OOM killer`);
+    }
     mem.token[pfn] = this.slotToken[slot];
     const bytes = this.slotBytes.get(slot);
     if (bytes) {
@@ -173,14 +178,35 @@ export class Reclaim implements MemoryPressure {
     return pfn;
   }
 
-  /** try_to_free_pages from an allocation that found no free frame */
+  /**
+   * try_to_free_pages from an allocation that found no free frame; when nothing can be
+   * reclaimed, out_of_memory kills the process with the highest oom_badness (oom.ts).
+   */
   directReclaim(): number {
     this.allocstall++;
     this.direct = true;
     const n = this.shrink(SWAP_CLUSTER_MAX);
     this.direct = false;
-    return n;
+    if (n > 0) return n;
+    let victim: { mm: Mm; pid: number } | null = null;
+    let worst = -1;
+    for (const [i, p] of this.procs.entries()) {
+      if (p.mm.killed) continue;
+      const points = badness(p.mm, p.swapped);
+      if (points > worst) {
+        worst = points;
+        victim = { mm: p.mm, pid: 1000 + i };
+      }
+    }
+    if (!victim) return 0;
+    const message = oomMessage(victim.mm, victim.pid);
+    const freed = tearDown(this.ptes, this.ksm, victim.mm);
+    this.victims.push({ mm: victim.mm, pid: victim.pid, message });
+    return freed;
   }
+
+  /** processes the OOM killer killed, in order */
+  readonly victims: OomVictim[] = [];
 
   /** kswapd: below the low watermark, reclaim until above the high one. */
   kswapd(): void {

@@ -1,0 +1,104 @@
+/**
+ * The OOM killer: when reclaim frees nothing, kill the process with the most memory and give
+ * everything it held back.
+ *
+ * How it works (mm/oom_kill.c): out_of_memory -> select_bad_process picks the task with the
+ * highest oom_badness = rss + swap entries + page-table pages (oom_score_adj 0 everywhere), and
+ * __oom_kill_process reports it as the kernel does ("Out of memory: Killed process PID (COMM)
+ * total-vm:..kB, anon-rss:..kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:..kB
+ * oom_score_adj:0"; COMM is 15 characters, so QEMU is "qemu-system-x86"; UID 107 is libvirt's
+ * qemu user on Debian). The victim's address space is torn down as exit_mmap does: anonymous and
+ * THP frames freed, KSM pages and the zero page unmapped, hugetlb pages back to their pool, swap
+ * slots freed, page tables freed; its VMs' EPT tables go with kvm_destroy_vm (a shadow-paging VM's
+ * tables stay: not modelled). The Mm is marked killed: a fault in it afterwards raises SIGKILL.
+ *
+ * Invariants: a killed Mm maps nothing and holds no swap slots.
+ */
+import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
+import { pteFrame, pteLeafFrame } from "../x86/pte.js";
+import { forEachEntry } from "../x86/tables.js";
+import type { HostPtes } from "./hostpte.js";
+import type { Ksm } from "./ksm.js";
+import type { TdpMmu } from "./kvm/tdp.js";
+import { KIND_HUGETLB, KIND_THP } from "./memory.js";
+import type { Mm } from "./mm.js";
+
+export interface OomVictim {
+  mm: Mm;
+  pid: number;
+  /** the kernel's report line */
+  message: string;
+}
+
+/** Page-table pages of a process (mm_pgtables_bytes / PAGE_SIZE). */
+export function tablePages(mm: Mm): number {
+  let n = 1;
+  forEachEntry(mm.mem, mm, GUEST_4LEVEL, mm.root, (_l, _t, _i, _lo, _hi, leaf) => {
+    if (!leaf) n++;
+    return true;
+  });
+  return n;
+}
+
+/** oom_badness in pages */
+export function badness(mm: Mm, swapEntries: number): number {
+  return mm.rss + swapEntries + tablePages(mm);
+}
+
+/** The report line of __oom_kill_process. */
+export function oomMessage(mm: Mm, pid: number): string {
+  const totalVm = mm.vmas.reduce((a, v) => a + (v.end - v.start), 0) / 1024;
+  const comm = "qemu-system-x86_64".slice(0, 15); // TASK_COMM_LEN 16
+  return `Out of memory: Killed process ${pid} (${comm}) total-vm:${totalVm}kB, anon-rss:${mm.rss * 4}kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:${tablePages(mm) * 4}kB oom_score_adj:0`;
+}
+
+/**
+ * exit_mmap of `mm`: free every frame it maps (calling dropSwap for swap ptes through its
+ * MemoryPressure), its page tables, and the EPT tables of its VMs. Returns frames freed.
+ */
+export function tearDown(ptes: HostPtes, ksm: Ksm, mm: Mm): number {
+  const mem = ptes.host.mem;
+  const before = mem.freeFrames;
+  const tables: number[] = [];
+  const leaves: Array<[number, number, number, number]> = [];
+  forEachEntry(mem, mm, GUEST_4LEVEL, mm.root, (level, _t, _i, lo, hi, leaf, first) => {
+    if (leaf) leaves.push([level, lo, hi, first]);
+    else tables.push(pteFrame(lo, hi));
+    return true;
+  });
+  // swap ptes are not present: forEachEntry skips them; the pressure hook frees their slots
+  for (const v of mm.vmas)
+    if (v.kind === "anon" && mm.pressure)
+      for (let vpn = v.start / 4096; vpn < v.end / 4096; vpn++) mm.pressure.dropSwap(mm, vpn);
+  for (const [level, lo, hi] of leaves) {
+    const pages = LEVEL_PAGES[level];
+    const pfn = pteLeafFrame(lo, hi, level);
+    const head = pfn;
+    if (level > 1) {
+      if (mem.kind[head] === KIND_HUGETLB) {
+        ptes.host.pools.get(pages * 4096)?.free.push(head);
+      } else if (mem.kind[head] === KIND_THP) mem.free(head, 9);
+      continue;
+    }
+    if (pfn === ksm.zeroPfn) ksm.unmapZero(mm);
+    else if (ksm.stableOf[pfn] >= 0) ksm.putPage(pfn);
+    else mem.free(pfn, 0);
+  }
+  for (const t of tables) mem.free(t, 0);
+  for (let i = 0; i < 512; i++) mem.writeEntry(mm.root, i, 0, 0);
+  mm.rss = 0;
+  mm.killed = true;
+  for (const vm of ptes.vmsOf(mm)) {
+    if (vm.mmu.kind !== "ept") continue;
+    const mmu = vm.mmu as TdpMmu;
+    const eptTables: number[] = [];
+    forEachEntry(mem, mmu.store, mmu.mode, mmu.root, (_l, _t, _i, lo, hi, leaf) => {
+      if (!leaf) eptTables.push((hi & 0xfffff) * 1048576 + (lo >>> 12));
+      return true;
+    });
+    for (const t of eptTables) mmu.store.freeTable(t);
+    for (let i = 0; i < 512; i++) mem.writeEntry(mmu.root, i, 0, 0);
+    ptes.host.flushVm(vm);
+  }
+  return mem.freeFrames - before;
+}
