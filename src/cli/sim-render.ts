@@ -196,6 +196,14 @@ function renderKsm(r: ScenarioResult): string {
       `${k.general_profit < 0 ? ` (negative: ${k.general_profit} bytes)` : ""}, COW breaks ${r.host.ksmCowBreaks}, ` +
       `THP splits ${r.host.vmstat.thp_split_page}\n`,
   ];
+  const tuned = r.host.ksmtuned;
+  if (tuned && tuned.length > 0) {
+    const d = tuned[tuned.length - 1];
+    lines.push(
+      `    ksmtuned: ${tuned.length} decisions; last at ${d.atMs} ms: committed ${d.committedKiB} kB, ` +
+        `free ${d.freeKiB} kB -> ${d.run ? `start, pages_to_scan ${d.pagesToScan}, sleep ${d.sleepMillisecs} ms` : "stop"}\n`,
+    );
+  }
   const vms = r.vms.filter((v) => v.state === "running");
   lines.push(
     table(

@@ -21,6 +21,7 @@ import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
 import { Host } from "../sim/host.js";
 import { HostPtes, VmStat } from "../sim/hostpte.js";
 import { Ksm } from "../sim/ksm.js";
+import { Ksmtuned } from "../sim/ksmtuned.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
 import type { Vm } from "../sim/kvm/vm.js";
 import type { Mm } from "../sim/mm.js";
@@ -73,6 +74,8 @@ export interface BuiltHost {
   ksm: Ksm;
   /** swap, kswapd and direct reclaim over the VMs' anonymous memory */
   reclaim: Reclaim;
+  /** ksmtuned, when the scenario's host runs it */
+  ksmtuned: Ksmtuned | null;
   /** hugetlb pages reserved per size (bytes -> count) */
   reserved: Map<number, number>;
 }
@@ -193,7 +196,9 @@ export function buildHost(input: ScenarioInput): BuiltHost {
     }
     vms.push(sv);
   });
-  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim };
+  const tuned = s.host.policies.ksmtuned;
+  const ksmtuned = tuned ? new Ksmtuned(tuned, host.mem.nframes * 4) : null;
+  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, ksmtuned };
 }
 
 /** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */

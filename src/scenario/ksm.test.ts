@@ -130,3 +130,44 @@ describe("KSM in kvmem sim", () => {
 function countItems(r: { vms: Array<{ ksm: { rmapItems: number } | null }> }): number {
   return r.vms.reduce((a, v) => a + (v.ksm?.rmapItems ?? 0), 0);
 }
+
+describe("ksmtuned in kvmem sim", () => {
+  const input = (...sets: string[]) =>
+    loadScenario(
+      file,
+      ["host.kernel.ksm.run=1", "duration=500", "samples=25", ...sets].map((x) => {
+        const a = parseAssignment(x, "--set");
+        return { path: a.path, value: a.values[0], text: x };
+      }),
+    );
+
+  it("stops ksmd on a host with memory to spare (committed + thres < MemTotal)", () => {
+    const i = input("workloads.os.dirtyRate=0");
+    i.scenario.host.policies.ksmtuned = {
+      ...{ monitorIntervalS: 0.1, sleepMsec: 10, npagesBoost: 300, npagesDecay: -50 },
+      ...{ npagesMin: 64, npagesMax: 1250, thresCoef: 20, thresConst: 2097152 },
+    };
+    const r = runScenario(i);
+    const log = r.host.ksmtuned!;
+    expect(log[0]).toMatchObject({ atMs: 100, run: 0 });
+    expect(log[0].committedKiB).toBe(r.vms.reduce((a, v) => a + v.rssBytes / 1024, 0));
+    expect(r.host.ksm.run).toBe(0);
+    // no batch after the stop: the counters froze at 100 ms
+    const later = r.series.filter((s) => s.t > 120).map((s) => s.ksm.fullScans);
+    expect(new Set(later).size).toBe(1);
+  });
+
+  it("starts and boosts ksmd on a 4 GiB host whose free memory is under thres", () => {
+    const i = input("host.memory=4GiB", "workloads.os.dirtyRate=0");
+    i.scenario.host.policies.ksmtuned = {
+      ...{ monitorIntervalS: 0.1, sleepMsec: 10, npagesBoost: 300, npagesDecay: -50 },
+      ...{ npagesMin: 64, npagesMax: 1250, thresCoef: 20, thresConst: 2097152 },
+    };
+    const r = runScenario(i);
+    const first = r.host.ksmtuned![0];
+    // sleep = 10 x 16 GiB / 4 GiB = 40 ms; thres = max(4 GiB x 20%, 2 GiB) = 2 GiB
+    expect(first).toMatchObject({ run: 1, pagesToScan: 300, sleepMillisecs: 40 });
+    expect(first.freeKiB).toBeLessThan(2097152);
+    expect(r.host.ksm.sleep_millisecs).toBe(40);
+  });
+});

@@ -138,6 +138,11 @@ export class ScenarioRun {
   private nextSample = 0;
   private readonly sampleEvery: number;
   private readonly hz: number;
+  private readonly ksmtunedInputs = () => {
+    let rss = 0;
+    for (const st of this.states) if (st.sv.mm && !st.sv.mm.killed) rss += st.sv.mm.rss * 4;
+    return { committedKiB: rss, freeKiB: this.built.host.mem.freeFrames * 4 };
+  };
   /** OOM victims already reaped */
   private reaped = 0;
   /** simulated ms the daemons (ksmd, balloon drivers) have caught up to */
@@ -304,6 +309,8 @@ export class ScenarioRun {
   /** The host's daemons catch up with simulated time: ksmd runs its batches due by now. */
   private daemons(): void {
     const now = this.timeMs;
+    // ksmtuned reads /proc (QEMU RSS, MemFree + Buffers + Cached) and writes ksmd's knobs
+    this.built.ksmtuned?.runUntil(now, this.ksmtunedInputs, this.built.ksm.settings);
     this.built.ksm.runUntil(now);
     this.built.reclaim.kswapd();
     this.reap();

@@ -91,6 +91,28 @@ export const HostSchema = z.strictObject({
       swappiness: 60,
     }),
   swap: Size.default(0),
+  /** the daemons operators run on top of the kernel (docs/overcommit.md) */
+  policies: z
+    .strictObject({
+      /** ksmtuned with /etc/ksmtuned.conf's settings (sizes in KiB, as the script uses) */
+      ksmtuned: z
+        .strictObject({
+          monitorIntervalS: z.number().positive().default(60),
+          sleepMsec: z.number().int().positive().default(10),
+          npagesBoost: z.number().int().default(300),
+          npagesDecay: z.number().int().default(-50),
+          npagesMin: z.number().int().nonnegative().default(64),
+          npagesMax: z.number().int().positive().default(1250),
+          thresCoef: z.number().nonnegative().default(20),
+          thresConst: z
+            .number()
+            .int()
+            .nonnegative()
+            .default(2048 * 1024),
+        })
+        .optional(),
+    })
+    .default({}),
 });
 
 export const ContentSchema = z.union([

@@ -6,6 +6,7 @@
  * and /sys text. Pure: no Node APIs.
  */
 import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
+import type { KsmtunedDecision } from "../sim/ksmtuned.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
@@ -101,6 +102,8 @@ export interface ScenarioResult {
     hugepages: Record<string, { total: number; free: number }>;
     /** /sys/kernel/mm/ksm/* at the end of the run */
     ksm: Record<string, number>;
+    /** ksmtuned's decisions (null: not running) */
+    ksmtuned: KsmtunedDecision[] | null;
     /** copy-on-write breaks of KSM and zero pages (guest writes to merged pages) */
     ksmCowBreaks: number;
     /** swap and reclaim: watermarks (pages), swap use, kswapd runs, direct reclaims */
@@ -256,6 +259,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       hugepages,
       ksm: b.ksm.counters(),
       ksmCowBreaks: b.ksm.cowBreaks,
+      ksmtuned: b.ksmtuned ? b.ksmtuned.log : null,
       reclaim: {
         swapTotalBytes: b.reclaim.slots * 4096,
         swapUsedBytes: b.reclaim.swapUsed * 4096,
