@@ -25,6 +25,7 @@ import { Ksmtuned } from "../sim/ksmtuned.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
 import type { Vm } from "../sim/kvm/vm.js";
 import type { Mm } from "../sim/mm.js";
+import { MomPolicy } from "../sim/mom.js";
 import { defaultMinFreeKbytes, Reclaim } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import type { Workload } from "../workload/batch.js";
@@ -76,6 +77,8 @@ export interface BuiltHost {
   reclaim: Reclaim;
   /** ksmtuned, when the scenario's host runs it */
   ksmtuned: Ksmtuned | null;
+  /** oVirt MOM's balloon policy, when the scenario's host runs it */
+  mom: MomPolicy | null;
   /** hugetlb pages reserved per size (bytes -> count) */
   reserved: Map<number, number>;
 }
@@ -198,7 +201,8 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   });
   const tuned = s.host.policies.ksmtuned;
   const ksmtuned = tuned ? new Ksmtuned(tuned, host.mem.nframes * 4) : null;
-  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, ksmtuned };
+  const mom = s.host.policies.mom ? new MomPolicy(s.host.policies.mom.intervalS) : null;
+  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, ksmtuned, mom };
 }
 
 /** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */

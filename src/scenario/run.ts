@@ -15,6 +15,7 @@
  */
 
 import type { GuestProcess } from "../sim/guest/os.js";
+import type { MomGuest } from "../sim/mom.js";
 import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
@@ -142,6 +143,18 @@ export class ScenarioRun {
     let rss = 0;
     for (const st of this.states) if (st.sv.mm && !st.sv.mm.killed) rss += st.sv.mm.rss * 4;
     return { committedKiB: rss, freeKiB: this.built.host.mem.freeFrames * 4 };
+  };
+  /** what MOM's collectors read: host MemFree/MemTotal, guests with balloon statistics */
+  private readonly momInputs = () => {
+    const mem = this.built.host.mem;
+    const guests: MomGuest[] = [];
+    for (const st of this.states) {
+      const { balloon, os, mm, domain, name } = st.sv;
+      if (!balloon || !os || mm?.killed || st.startMs > this.timeMs) continue;
+      if ((domain.memballoon.statsPeriod ?? 0) <= 0) continue;
+      guests.push({ name, balloon, unusedKiB: os.free4K * 4 });
+    }
+    return { memFreeKiB: mem.freeFrames * 4, memTotalKiB: mem.nframes * 4, guests };
   };
   /** OOM victims already reaped */
   private reaped = 0;
@@ -312,6 +325,7 @@ export class ScenarioRun {
     // ksmtuned reads /proc (QEMU RSS, MemFree + Buffers + Cached) and writes ksmd's knobs
     this.built.ksmtuned?.runUntil(now, this.ksmtunedInputs, this.built.ksm.settings);
     this.built.ksm.runUntil(now);
+    this.built.mom?.runUntil(now, this.momInputs);
     this.built.reclaim.kswapd();
     this.reap();
     const dt = now - this.daemonMs;

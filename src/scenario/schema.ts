@@ -111,6 +111,8 @@ export const HostSchema = z.strictObject({
             .default(2048 * 1024),
         })
         .optional(),
+      /** oVirt MOM's auto-balloon rules every policy-engine-interval seconds */
+      mom: z.strictObject({ intervalS: z.number().positive().default(10) }).optional(),
     })
     .default({}),
 });

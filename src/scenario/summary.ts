@@ -9,6 +9,7 @@ import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
 import type { KsmtunedDecision } from "../sim/ksmtuned.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
+import type { MomDecision } from "../sim/mom.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
 import type { BuiltHost, SimVm } from "./build.js";
 import { guestView } from "./guest-view.js";
@@ -102,6 +103,8 @@ export interface ScenarioResult {
     hugepages: Record<string, { total: number; free: number }>;
     /** /sys/kernel/mm/ksm/* at the end of the run */
     ksm: Record<string, number>;
+    /** MOM's balloon targets (null: not running) */
+    mom: MomDecision[] | null;
     /** ksmtuned's decisions (null: not running) */
     ksmtuned: KsmtunedDecision[] | null;
     /** copy-on-write breaks of KSM and zero pages (guest writes to merged pages) */
@@ -260,6 +263,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       ksm: b.ksm.counters(),
       ksmCowBreaks: b.ksm.cowBreaks,
       ksmtuned: b.ksmtuned ? b.ksmtuned.log : null,
+      mom: b.mom ? b.mom.log : null,
       reclaim: {
         swapTotalBytes: b.reclaim.slots * 4096,
         swapUsedBytes: b.reclaim.swapUsed * 4096,

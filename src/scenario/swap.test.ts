@@ -68,3 +68,24 @@ describe("swap in kvmem sim", () => {
     b.host.assertInvariants();
   });
 });
+
+describe("oVirt MOM's balloon rules in kvmem sim", () => {
+  it("under host pressure, shrinks every guest with balloon statistics by 5% per interval", () => {
+    const input = load("duration=250");
+    input.scenario.host.policies.mom = { intervalS: 0.1 };
+    const b = buildHost(input);
+    const run = new ScenarioRun(b);
+    run.runAll();
+    const r = summarize(b, run);
+    const mom = r.host.mom!;
+    expect(mom.length).toBeGreaterThanOrEqual(3);
+    const first = mom.filter((d) => d.atMs === 100);
+    expect(first.map((d) => d.guest)).toEqual(["vm1", "vm2", "vm3"]);
+    for (const d of first) {
+      expect(d.hostFreePercent).toBeLessThan(0.2);
+      expect(d.balloonCurKiB).toBe(2097152);
+      expect(d.targetKiB).toBe(Math.floor(2097152 * 0.95)); // the 5% step binds
+    }
+    expect(r.vms[0].balloon!.targetBytes).toBeLessThan(2048 * 1048576);
+  });
+});
