@@ -22,3 +22,11 @@ export function corpusPath(rel: string): string {
   if (!CORPUS) throw new Error("the shared corpus is not available (set KVMEM_CORPUS)");
   return join(CORPUS, rel);
 }
+
+/**
+ * A corpus subdirectory as an absolute path ending in "/", or a path that does not exist when
+ * the corpus is missing (tests then skip on `existsSync`).
+ */
+export function corpusSubdir(sub: string): string {
+  return CORPUS ? `${join(CORPUS, sub)}/` : "/nonexistent-kvmem-corpus/";
+}

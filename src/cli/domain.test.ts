@@ -23,9 +23,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { kvmem } from "../../test/cli.js";
+import { corpusSubdir } from "../../test/corpus.js";
 
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const CORPUS = corpusSubdir("libvirt-domains");
 const have = existsSync(CORPUS);
 const tmp = () => mkdtempSync(join(tmpdir(), "kvmem-domain-"));
 const oneLine = (s: string) => s.trimEnd().split("\n");

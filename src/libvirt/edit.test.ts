@@ -5,15 +5,15 @@
  * qemu: namespace.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { corpusSubdir } from "../../test/corpus.js";
 import { type EditRequest, editDomain } from "./edit.js";
 import { loadSchemas } from "./node.js";
 import { parseDomain } from "./parse.js";
 import { validateDomain } from "./validate.js";
 
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const CORPUS = corpusSubdir("libvirt-domains");
 const have = existsSync(CORPUS);
 const files = (sub: string) =>
   have ? readdirSync(CORPUS + sub).filter((f) => f.endsWith(".xml")) : [];

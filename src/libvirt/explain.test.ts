@@ -4,14 +4,12 @@
  * comment; the expected words are chosen from the rule, not copied from the output.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { corpusSubdir } from "../../test/corpus.js";
 import { bootRamKiB, explainDomain, usesHugetlb } from "./explain.js";
 import { parseDomain } from "./parse.js";
 
-const CORPUS = fileURLToPath(
-  new URL("../../../shared/corpus/libvirt-domains/valid/", import.meta.url),
-);
+const CORPUS = corpusSubdir("libvirt-domains/valid");
 const have = existsSync(CORPUS);
 const explain = (f: string) => {
   const d = parseDomain(readFileSync(CORPUS + f, "utf8")).domain;

@@ -5,12 +5,12 @@
  * model of an input must equal the model of libvirt's output for every memory field.
  */
 import { existsSync, readdirSync, readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { corpusSubdir } from "../../test/corpus.js";
 import type { Domain } from "./model.js";
 import { parseDomain } from "./parse.js";
 
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const CORPUS = corpusSubdir("libvirt-domains");
 const have = existsSync(CORPUS);
 const files = (sub: string) =>
   have ? readdirSync(CORPUS + sub).filter((f) => f.endsWith(".xml")) : [];

@@ -11,14 +11,14 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { corpusSubdir } from "../../test/corpus.js";
 import { editDomain } from "./edit.js";
 import { loadSchemas, vendoredSchemaDir } from "./node.js";
 import { validateSchemaMany } from "./schema.js";
 import { parseXml } from "./xml.js";
 
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const CORPUS = corpusSubdir("libvirt-domains");
 const have = existsSync(CORPUS);
 const corpus = have
   ? ["valid", "invalid", "normalized-output", "other"].flatMap((s) =>

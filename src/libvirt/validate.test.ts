@@ -14,14 +14,14 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { corpusSubdir } from "../../test/corpus.js";
 import { type HostTree, readHostFacts } from "./host.js";
 import { diskHostTree, loadSchemas } from "./node.js";
 import { checkDomain, type Verdict, validateDomain, validateDomains } from "./validate.js";
 import { lineCol, parseXml } from "./xml.js";
 
-const CORPUS = fileURLToPath(new URL("../../../shared/corpus/libvirt-domains/", import.meta.url));
+const CORPUS = corpusSubdir("libvirt-domains");
 const have = existsSync(CORPUS);
 const files = (sub: string) =>
   have ? readdirSync(CORPUS + sub).filter((f) => f.endsWith(".xml")) : [];
