@@ -89,3 +89,35 @@ describe("virtio-balloon in kvmem sim", () => {
     );
   });
 });
+
+describe("surplus huge pages in kvmem sim", () => {
+  it("a hugepage VM starts on surplus pages within nr_overcommit_hugepages; the next does not", () => {
+    const input = loadScenario(
+      new URL("../../scenarios/3-hugepages.yaml", import.meta.url).pathname,
+      [
+        "host.kernel.hugepages.2M=512",
+        "host.kernel.overcommitHugepages.2M=600",
+        "workloads.big.accesses=2000",
+        "workloads.big.footprint=16MiB",
+      ].map((x) => {
+        const a = parseAssignment(x, "--set");
+        return { path: a.path, value: a.values[0], text: x };
+      }),
+    );
+    input.scenario.vms.push({ ...input.scenario.vms[0], name: "vm2" });
+    input.domains.set("vm2", input.domains.get("vm1")!);
+    const built = buildHost(input);
+    const run = new ScenarioRun(built);
+    run.runAll();
+    const r = summarize(built, run);
+    // vm1 needs 1024 pages: 512 free + 512 surplus; vm2 would need 1024 more (> 600 - 512)
+    expect(r.vms[0].state).toBe("running");
+    expect(r.vms[1].state).toBe("failed");
+    expect(r.vms[1].error).toContain("Cannot allocate memory");
+    expect(r.host.hugepages["2M"]).toMatchObject({ total: 1024, surplus: 512, overcommit: 600 });
+    expect(r.procfs["/proc/meminfo"]).toContain("HugePages_Surp:      512\n");
+    expect(r.procfs["/sys/kernel/mm/hugepages/hugepages-2048kB/nr_overcommit_hugepages"]).toBe(
+      "600\n",
+    );
+  });
+});

@@ -20,6 +20,7 @@ import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
 import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
 import { Host } from "../sim/host.js";
 import { HostPtes, VmStat } from "../sim/hostpte.js";
+import { gatherSurplus } from "../sim/hugetlb.js";
 import { Ksm } from "../sim/ksm.js";
 import { Ksmtuned } from "../sim/ksmtuned.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
@@ -137,6 +138,8 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   const reserved = new Map<number, number>();
   reserved.set(2 * MiB, host.reserveHugePages(2097152, s.host.kernel.hugepages["2M"]));
   reserved.set(GiB, host.reserveHugePages(1073741824, s.host.kernel.hugepages["1G"]));
+  host.pools.get(2 * MiB)!.overcommit = s.host.kernel.overcommitHugepages["2M"];
+  host.pools.get(GiB)!.overcommit = s.host.kernel.overcommitHugepages["1G"];
   const rng = new Prng(s.seed);
   const ptes = new HostPtes(host, new VmStat());
   const ksm = new Ksm(ptes, s.host.kernel.ksm);
@@ -228,6 +231,9 @@ function startVm(
     // QEMU preallocates hugetlbfs guest RAM only with <allocation mode='immediate'/>; the kernel
     // still reserves the pages at mmap time (hugetlb_reserve_pages), so a short pool fails here
     const committed = hugeReserved(vms, size);
+    // short of free pages: surplus pages within nr_overcommit_hugepages (gather_surplus_pages)
+    const short = needed - ((pool?.free.length ?? 0) - committed);
+    if (short > 0) gatherSurplus(host, size, short);
     if (!pool || pool.free.length - committed < needed) {
       sv.state = "failed";
       sv.error = `${QEMU_HUGEPAGE_ERROR} (needs ${needed} x ${sv.backing} pages, ${Math.max(0, (pool?.free.length ?? 0) - committed)} free)`;

@@ -95,7 +95,7 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     `HugePages_Total:   ${String(pool2?.total ?? 0).padStart(5)}\n` +
     `HugePages_Free:    ${String(pool2?.free.length ?? 0).padStart(5)}\n` +
     `HugePages_Rsvd:    ${String(resv2).padStart(5)}\n` +
-    `HugePages_Surp:    ${String(0).padStart(5)}\n` +
+    `HugePages_Surp:    ${String(pool2?.surplus ?? 0).padStart(5)}\n` +
     `Hugepagesize:   ${String(2048).padStart(8)} kB\n` +
     kb("Hugetlb", hugeKiB) +
     kb("DirectMap4k", 0) +
@@ -134,7 +134,7 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   const sysctl: Record<string, number> = {
     swappiness: s.host.kernel.swappiness,
     nr_hugepages: pool2?.total ?? 0,
-    nr_overcommit_hugepages: 0,
+    nr_overcommit_hugepages: pool2?.overcommit ?? 0,
     overcommit_memory: 0,
     overcommit_ratio: ratio,
     min_free_kbytes: defaultMinFreeKbytes(totalKiB),
@@ -150,11 +150,11 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     f[`${d}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
     f[`${d}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
     f[`${d}/resv_hugepages`] = `${resv}\n`;
-    f[`${d}/surplus_hugepages`] = "0\n";
-    f[`${d}/nr_overcommit_hugepages`] = "0\n";
+    f[`${d}/surplus_hugepages`] = `${pool?.surplus ?? 0}\n`;
+    f[`${d}/nr_overcommit_hugepages`] = `${pool?.overcommit ?? 0}\n`;
     f[`${nd}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
     f[`${nd}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
-    f[`${nd}/surplus_hugepages`] = "0\n";
+    f[`${nd}/surplus_hugepages`] = `${pool?.surplus ?? 0}\n`;
   }
   f["/sys/devices/system/node/node0/cpulist"] = `0-${s.host.cpus - 1}\n`;
   const sel = (choices: string[], cur: string) =>

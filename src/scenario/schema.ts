@@ -80,12 +80,20 @@ export const HostSchema = z.strictObject({
           "1G": z.number().int().nonnegative().default(0),
         })
         .default({ "2M": 0, "1G": 0 }),
+      /** nr_overcommit_hugepages per size: surplus huge pages allowed beyond the pool */
+      overcommitHugepages: z
+        .strictObject({
+          "2M": z.number().int().nonnegative().default(0),
+          "1G": z.number().int().nonnegative().default(0),
+        })
+        .default({ "2M": 0, "1G": 0 }),
       thp: z.enum(["always", "madvise", "never"]).default("madvise"),
       ksm: KsmSettingsSchema.default(KsmSettingsSchema.parse({})),
       swappiness: z.number().int().min(0).max(200).default(60),
     })
     .default({
       hugepages: { "2M": 0, "1G": 0 },
+      overcommitHugepages: { "2M": 0, "1G": 0 },
       thp: "madvise",
       ksm: KsmSettingsSchema.parse({}),
       swappiness: 60,

@@ -100,7 +100,7 @@ export interface ScenarioResult {
     exitsTotal: number;
     kvmTablePages: number;
     freeBytes: number;
-    hugepages: Record<string, { total: number; free: number }>;
+    hugepages: Record<string, { total: number; free: number; surplus: number; overcommit: number }>;
     /** /sys/kernel/mm/ksm/* at the end of the run */
     ksm: Record<string, number>;
     /** MOM's balloon targets (null: not running) */
@@ -240,9 +240,14 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
   const accesses = sum((v) => v.accesses);
   const walks = sum((v) => v.walks);
   const s = b.scenario;
-  const hugepages: Record<string, { total: number; free: number }> = {};
+  const hugepages: ScenarioResult["host"]["hugepages"] = {};
   for (const [size, pool] of b.host.pools)
-    hugepages[size === 2097152 ? "2M" : "1G"] = { total: pool.total, free: pool.free.length };
+    hugepages[size === 2097152 ? "2M" : "1G"] = {
+      total: pool.total,
+      free: pool.free.length,
+      surplus: pool.surplus,
+      overcommit: pool.overcommit,
+    };
   return {
     scenario: s.name,
     seed: s.seed,

@@ -34,6 +34,7 @@ import { pteLeafFrame } from "../x86/pte.js";
 import { findLeaf, LeafRef } from "../x86/tables.js";
 import type { GuestOs } from "./guest/os.js";
 import type { HostPtes } from "./hostpte.js";
+import { releaseHugePage } from "./hugetlb.js";
 import type { Ksm } from "./ksm.js";
 import type { Vm } from "./kvm/vm.js";
 import { KIND_HUGETLB } from "./memory.js";
@@ -202,7 +203,7 @@ export class Balloon {
     if (mem.kind[head] !== KIND_HUGETLB) throw new Error("hugetlbfs leaf without a huge page");
     this.mm.setEntry(l.tableFrame, l.index, l.level, 0, 0);
     this.mm.rss -= LEVEL_PAGES[l.level];
-    this.ptes.host.pools.get(size)?.free.push(head);
+    releaseHugePage(this.ptes.host, size, head);
     this.ptes.invalidate(this.mm, base / 4096, n);
     this.hugePagesFreed++;
   }

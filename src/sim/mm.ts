@@ -61,6 +61,10 @@ export interface Vma {
 export class HugetlbPool {
   readonly free: number[] = [];
   total = 0;
+  /** surplus pages (allocated beyond nr_hugepages, counted in total; hugetlb.ts) */
+  surplus = 0;
+  /** nr_overcommit_hugepages: how many surplus pages may exist */
+  overcommit = 0;
   constructor(readonly pageSize: number) {}
 }
 

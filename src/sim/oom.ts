@@ -18,6 +18,7 @@ import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
 import { pteFrame, pteLeafFrame } from "../x86/pte.js";
 import { forEachEntry } from "../x86/tables.js";
 import type { HostPtes } from "./hostpte.js";
+import { releaseHugePage } from "./hugetlb.js";
 import type { Ksm } from "./ksm.js";
 import type { TdpMmu } from "./kvm/tdp.js";
 import { KIND_HUGETLB, KIND_THP } from "./memory.js";
@@ -76,7 +77,7 @@ export function tearDown(ptes: HostPtes, ksm: Ksm, mm: Mm): number {
     const head = pfn;
     if (level > 1) {
       if (mem.kind[head] === KIND_HUGETLB) {
-        ptes.host.pools.get(pages * 4096)?.free.push(head);
+        releaseHugePage(ptes.host, pages * 4096, head);
       } else if (mem.kind[head] === KIND_THP) mem.free(head, 9);
       continue;
     }
