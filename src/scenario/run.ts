@@ -14,8 +14,6 @@
  * Pure: no Node APIs.
  */
 
-import type { GuestProcess } from "../sim/guest/os.js";
-import type { MomGuest } from "../sim/mom.js";
 import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
@@ -36,8 +34,15 @@ import {
   PF_P,
 } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
-import { pteLeafFrame } from "../x86/pte.js";
 import type { BuiltHost, SimVm } from "./build.js";
+import {
+  allocGuest,
+  exitProcesses,
+  idleWrites,
+  ksmtunedInputs,
+  momInputs,
+  restoreContent,
+} from "./guest-life.js";
 import { timelineTarget } from "./phases.js";
 import { Timeline, type TimelineTarget } from "./timeline.js";
 
@@ -139,23 +144,6 @@ export class ScenarioRun {
   private nextSample = 0;
   private readonly sampleEvery: number;
   private readonly hz: number;
-  private readonly ksmtunedInputs = () => {
-    let rss = 0;
-    for (const st of this.states) if (st.sv.mm && !st.sv.mm.killed) rss += st.sv.mm.rss * 4;
-    return { committedKiB: rss, freeKiB: this.built.host.mem.freeFrames * 4 };
-  };
-  /** what MOM's collectors read: host MemFree/MemTotal, guests with balloon statistics */
-  private readonly momInputs = () => {
-    const mem = this.built.host.mem;
-    const guests: MomGuest[] = [];
-    for (const st of this.states) {
-      const { balloon, os, mm, domain, name } = st.sv;
-      if (!balloon || !os || mm?.killed || st.startMs > this.timeMs) continue;
-      if ((domain.memballoon.statsPeriod ?? 0) <= 0) continue;
-      guests.push({ name, balloon, unusedKiB: os.free4K * 4 });
-    }
-    return { memFreeKiB: mem.freeFrames * 4, memTotalKiB: mem.nframes * 4, guests };
-  };
   /** OOM victims already reaped */
   private reaped = 0;
   /** simulated ms the daemons (ksmd, balloon drivers) have caught up to */
@@ -221,7 +209,7 @@ export class ScenarioRun {
       // memset of the footprint: map each guest page, write every 4 KiB of it
       for (let vpn = first - (first % pages); vpn <= last; vpn++) {
         if (vpn % pages === 0 && !os!.lookup(p, vpn)) {
-          os!.map(p, vpn, this.allocGuest(st, level), level, {
+          os!.map(p, vpn, allocGuest(st.sv, level), level, {
             write: true,
             user: true,
             exec: true,
@@ -230,21 +218,10 @@ export class ScenarioRun {
         cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
         // the program filled the page with its content (an image, zeros, a constant): the
         // write leaves the content the workload names rather than a fresh one
-        if (keep) this.restoreContent(st, p, vpn, rec.pfn);
+        if (keep) restoreContent(this.built.host.mem, st.sv, p, vpn, rec.pfn);
       }
     }
     // the warm-up's exits and walks are not the workload's
-  }
-
-  /** Give the frame behind `vpn` of guest process `p` its first-touch content again. */
-  private restoreContent(st: VmRunState, p: GuestProcess, vpn: number, pfn: number): void {
-    const { os, vm, mm } = st.sv;
-    const leaf = os!.lookup(p, vpn);
-    if (!leaf || !mm?.content) return;
-    const gfn = pteLeafFrame(leaf.lo, leaf.hi, leaf.level) + (vpn % LEVEL_PAGES[leaf.level]);
-    const hva = vm!.gfnToHva(gfn);
-    const vma = mm.findVma(hva);
-    if (vma) this.built.host.mem.token[pfn] = mm.content.token(vma, (hva - vma.start) / 4096);
   }
 
   get progress(): number {
@@ -323,53 +300,19 @@ export class ScenarioRun {
   private daemons(): void {
     const now = this.timeMs;
     // ksmtuned reads /proc (QEMU RSS, MemFree + Buffers + Cached) and writes ksmd's knobs
-    this.built.ksmtuned?.runUntil(now, this.ksmtunedInputs, this.built.ksm.settings);
+    this.built.ksmtuned?.runUntil(
+      now,
+      () => ksmtunedInputs(this.states, this.built.host.mem),
+      this.built.ksm.settings,
+    );
     this.built.ksm.runUntil(now);
-    this.built.mom?.runUntil(now, this.momInputs);
+    this.built.mom?.runUntil(now, () => momInputs(this.states, this.built.host.mem, now));
     this.built.reclaim.kswapd();
     this.reap();
     const dt = now - this.daemonMs;
     if (dt > 0) {
       for (const st of this.states) if (st.startMs <= now) st.sv.balloon?.advance(dt, now);
       this.daemonMs = now;
-    }
-  }
-
-  /**
-   * The guest kernel allocates a data page; out of memory, a deflate-on-oom balloon gives pages
-   * back first (virtio_balloon_oom_notify), else the guest is out of memory.
-   */
-  private allocGuest(st: VmRunState, level: number): number {
-    const os = st.sv.os!;
-    for (;;) {
-      try {
-        return os.allocData(level);
-      } catch (e) {
-        if (level !== 1 || !st.sv.balloon || st.sv.balloon.oomDeflate() === 0) throw e;
-      }
-    }
-  }
-
-  /**
-   * The workload's processes exit (exitAtEnd): their 4K data pages go back to the guest's free
-   * memory (unmapped in the guest, TLB flushed); the host keeps backing them until the balloon
-   * or free page reporting hands them back.
-   */
-  private exitProcesses(st: VmRunState): void {
-    const { cpu, vcpu, os, procs, guestLevel } = st.sv;
-    if (guestLevel !== 1) return;
-    const w = st.sv.workloadConfig;
-    const first = Math.floor(w.base / 4096);
-    const last = Math.floor((w.base + w.footprint - 1) / 4096);
-    for (const p of procs) {
-      for (let vpn = first; vpn <= last; vpn++) {
-        const leaf = os!.lookup(p, vpn);
-        if (leaf?.level !== 1) continue;
-        os!.unmap(p, vpn);
-        os!.freeData(pteLeafFrame(leaf.lo, leaf.hi, 1));
-        st.freedPages++;
-      }
-      cpu!.movCr3(vcpu!, p.root, p.pcid, false, this.rec); // flush the process's TLB entries
     }
   }
 
@@ -386,7 +329,7 @@ export class ScenarioRun {
     const t = Math.min(end, now + step, Math.max(until, now + 1e-6));
     const cycles = (t / 1000) * this.hz;
     for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
-    for (const st of this.states) if (st.startMs <= now) this.idleWritesFor(st, t - now);
+    for (const st of this.states) if (st.startMs <= now) idleWrites(st, t - now, this.rec);
     this.daemons();
     this.nextSample = this.doneAccesses;
     this.sample();
@@ -409,7 +352,7 @@ export class ScenarioRun {
     const got = st.sv.workload!.fill(batch, QUANTUM);
     if (got === 0) {
       st.done = true;
-      if (st.sv.workloadConfig.exitAtEnd) this.exitProcesses(st);
+      if (st.sv.workloadConfig.exitAtEnd) exitProcesses(st, this.rec);
       this.rr[c] = idx + 1;
       return;
     }
@@ -444,7 +387,7 @@ export class ScenarioRun {
         const os = st.sv.os!;
         const level = st.sv.guestLevel;
         const head = vpn - (vpn % LEVEL_PAGES[level]);
-        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, this.allocGuest(st, level), level, {
+        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, allocGuest(st.sv, level), level, {
           write: true,
           user: true,
           exec: true,
@@ -538,35 +481,6 @@ export class ScenarioRun {
         profit: kc.general_profit,
       },
     });
-  }
-
-  /** The idle guest dirties `dirtyRate` pages per second of its footprint, through its MMU. */
-  private idleWritesFor(st: VmRunState, ms: number): void {
-    const w = st.sv.workloadConfig;
-    if (w.dirtyRate <= 0) return;
-    st.idleOwed += (w.dirtyRate * ms) / 1000;
-    const n = Math.floor(st.idleOwed);
-    st.idleOwed -= n;
-    const { cpu, vcpu, os, procs } = st.sv;
-    const p = procs[0];
-    cpu!.movCr3(vcpu!, p.root, p.pcid, true, this.rec);
-    const first = Math.floor(w.base / 4096);
-    const pages = Math.max(1, Math.floor(w.footprint / 4096));
-    for (let i = 0; i < n; i++) {
-      const vpn = first + st.idleRng.below(pages);
-      let status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, this.rec);
-      if (status === STATUS_GUEST_PF) {
-        const level = st.sv.guestLevel;
-        os!.map(p, vpn - (vpn % LEVEL_PAGES[level]), this.allocGuest(st, level), level, {
-          write: true,
-          user: true,
-          exec: true,
-        });
-        status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, this.rec);
-      }
-      if (status !== STATUS_OK) throw new Error(`${st.sv.name}: idle write ended with ${status}`);
-      st.idleWrites++;
-    }
   }
 
   /** Run to the end (with a progress callback every few quanta). */
