@@ -336,6 +336,19 @@ export class ShadowMmu implements Mmu {
   }
 
   zapGfnRange(gfn: number, npages: number): void {
+    if (npages <= 512) {
+      // a small range (the MMU notifier's one page or one THP): look its rmaps up per level, as
+      // kvm_handle_gfn_range walks the memslot's rmaps, instead of scanning every rmap
+      for (let level = 1; level <= 3; level++) {
+        const pages = LEVEL_PAGES[level];
+        for (let head = gfn - (gfn % pages); head < gfn + npages; head += pages) {
+          const locs = this.rmap.get(rmapKey(head, level));
+          if (locs)
+            for (const loc of [...locs]) this.zapLeaf(Math.floor(loc / 512), loc % 512, level);
+        }
+      }
+      return;
+    }
     for (const [key, locs] of [...this.rmap]) {
       const head = Math.floor(key / 4);
       const level = key % 4;
