@@ -107,43 +107,49 @@ describe("reclaim and swap", () => {
     expect(huge.host.pools.get(2097152)!.free.length).toBe(pool + 1);
   });
 
-  it("a swapped guest page: the spte is zapped; the guest's access is a major fault via EPT", () => {
-    const { host, ptes, reclaim } = setup(64 * M);
-    const mm = host.createProcess("qemu");
-    const hva = mm.mmap(64 * M, { thp: false });
-    mm.content = { token: (_v: Vma, i: number) => 1000 + i };
-    reclaim.register(mm, false);
-    const vm = host.createVm(mm, { name: "vm", ept: true, vpid: true, guestLevels: 4 });
-    vm.setUserMemoryRegion({
-      slot: 0,
-      flags: 0,
-      guestPhysAddr: 0,
-      memorySize: 64 * M,
-      userspaceAddr: hva,
-    });
-    const os = new GuestOs(vm, {
-      ranges: [[0, (64 * M) / 4096]],
-      zones: { tableEndMiB: 8, end4KMiB: 32, end2MMiB: 32 },
-    });
-    const vcpu = vm.addVcpu();
-    const p = os.process("init");
-    os.map(p, 0x400, 3000, 1, { write: true, user: true, exec: false });
-    const rec = new WalkRecord();
-    const cpu = host.cpus[0];
-    cpu.movCr3(vcpu, p.root, p.pcid, false, rec);
-    expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
-    // reclaim everything it can: two laps (accessed bits cleared, then out)
-    while (reclaim.directReclaim() > 0 && !reclaim.isSwapped(mm, hva / 4096 + 3000));
-    expect(reclaim.isSwapped(mm, hva / 4096 + 3000)).toBe(true);
-    const exits = vm.exitCounts.reduce((a, b) => a + b, 0);
-    const before = ptes.vmstat.pswpin;
-    expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
-    expect(host.mem.token[rec.pfn]).toBe(1000 + 3000);
-    expect(ptes.vmstat.pswpin).toBeGreaterThan(before); // page tables may come back too
-    expect(vm.exitCounts.reduce((a, b) => a + b, 0)).toBeGreaterThan(exits);
-    reclaim.assertInvariants();
-    host.assertInvariants();
-  });
+  it.each([
+    ["EPT", true],
+    ["shadow paging", false],
+  ])(
+    "a swapped guest page: the spte is zapped; the guest's access is a major fault (%s)",
+    (_n, ept) => {
+      const { host, ptes, reclaim } = setup(64 * M);
+      const mm = host.createProcess("qemu");
+      const hva = mm.mmap(64 * M, { thp: false });
+      mm.content = { token: (_v: Vma, i: number) => 1000 + i };
+      reclaim.register(mm, false);
+      const vm = host.createVm(mm, { name: "vm", ept, vpid: true, guestLevels: 4 });
+      vm.setUserMemoryRegion({
+        slot: 0,
+        flags: 0,
+        guestPhysAddr: 0,
+        memorySize: 64 * M,
+        userspaceAddr: hva,
+      });
+      const os = new GuestOs(vm, {
+        ranges: [[0, (64 * M) / 4096]],
+        zones: { tableEndMiB: 8, end4KMiB: 32, end2MMiB: 32 },
+      });
+      const vcpu = vm.addVcpu();
+      const p = os.process("init");
+      os.map(p, 0x400, 3000, 1, { write: true, user: true, exec: false });
+      const rec = new WalkRecord();
+      const cpu = host.cpus[0];
+      cpu.movCr3(vcpu, p.root, p.pcid, false, rec);
+      expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
+      // reclaim everything it can: two laps (accessed bits cleared, then out)
+      while (reclaim.directReclaim() > 0 && !reclaim.isSwapped(mm, hva / 4096 + 3000));
+      expect(reclaim.isSwapped(mm, hva / 4096 + 3000)).toBe(true);
+      const exits = vm.exitCounts.reduce((a, b) => a + b, 0);
+      const before = ptes.vmstat.pswpin;
+      expect(cpu.access(vcpu, 0x400, 0, ACCESS_READ, rec)).toBe(STATUS_OK);
+      expect(host.mem.token[rec.pfn]).toBe(1000 + 3000);
+      expect(ptes.vmstat.pswpin).toBeGreaterThan(before); // page tables may come back too
+      expect(vm.exitCounts.reduce((a, b) => a + b, 0)).toBeGreaterThan(exits);
+      reclaim.assertInvariants();
+      host.assertInvariants();
+    },
+  );
 
   it("fast-check: frames and slots conserved, no page both swapped and resident", () => {
     fc.assert(
