@@ -30,7 +30,7 @@ export interface KsmSettings {
 }
 
 /** The kernel's defaults (ksm.c: ksm_thread_pages_to_scan = 100, sleep 20 ms, ...). */
-export const KSM_DEFAULTS: KsmSettings = {
+export const KSM_DEFAULTS: Readonly<KsmSettings> = Object.freeze({
   run: 0,
   pages_to_scan: 100,
   sleep_millisecs: 20,
@@ -38,7 +38,7 @@ export const KSM_DEFAULTS: KsmSettings = {
   merge_across_nodes: 1,
   use_zero_pages: 0,
   smart_scan: 1,
-};
+});
 
 export class StableNode {
   /** first rmap_item of the hlist, count (rmap_hlist_len), ptes mapping kpfn */

@@ -26,7 +26,7 @@ export interface KsmtunedConfig {
 }
 
 /** /etc/ksmtuned.conf's defaults (the script's fallbacks) */
-export const KSMTUNED_DEFAULTS: KsmtunedConfig = {
+export const KSMTUNED_DEFAULTS: Readonly<KsmtunedConfig> = Object.freeze({
   monitorIntervalS: 60,
   sleepMsec: 10,
   npagesBoost: 300,
@@ -35,7 +35,7 @@ export const KSMTUNED_DEFAULTS: KsmtunedConfig = {
   npagesMax: 1250,
   thresCoef: 20,
   thresConst: 2048 * 1024,
-};
+});
 
 export interface KsmtunedDecision {
   atMs: number;

@@ -18,13 +18,13 @@
  */
 import type { Balloon } from "./balloon.js";
 
-export const MOM = {
+export const MOM = Object.freeze({
   pressureThreshold: 0.2,
   pressureCritical: 0.05,
   minGuestFreePercent: 0.2,
   maxBalloonChangePercent: 0.05,
   minBalloonChangePercent: 0.0025,
-};
+});
 
 export interface MomGuest {
   name: string;
