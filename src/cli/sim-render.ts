@@ -4,7 +4,7 @@ import { createRequire } from "node:module";
 import asciichart from "asciichart";
 import type { ScenarioResult } from "../scenario/summary.js";
 import { formatBytesHuman } from "../units/size.js";
-import { table } from "./text.js";
+import { table, WIDTH, wrap } from "./text.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 const num = (x: number, d = 1) => x.toFixed(d);
@@ -31,8 +31,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
         pct(v.tlb.hitRate),
         num(v.referencesPerWalk, 2),
         num(v.cyclesPerAccess),
-        String(v.exitsTotal),
-        String(v.eptViolations),
+        `${v.exitsTotal}/${v.eptViolations}`,
         v.mmu === "shadow" ? `${v.kvmTablePages} shd` : `${v.kvmTablePages} EPT`,
         formatBytesHuman(v.rssBytes),
       ]),
@@ -45,8 +44,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
           "TLB hit",
           "refs/walk",
           "cyc/acc",
-          "exits",
-          "EPT viol",
+          "exits/EPT",
           "KVM tbl",
           "RSS",
         ],
@@ -114,7 +112,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
       );
     else out.push(`  lines: ${ok.map((v) => v.name).join(", ")} (colours on a terminal)\n`);
   }
-  return out.join("");
+  return fitWidth(out.join(""));
 }
 
 /** Swap and reclaim, when anything was swapped: the host's counters and each VM's share. */
@@ -218,6 +216,23 @@ function renderKsm(r: ScenarioResult): string {
     ),
   );
   return lines.join("");
+}
+
+/**
+ * Wrap prose lines longer than WIDTH at spaces, continuing two columns deeper than the line's
+ * indent (tables are laid out to fit already).
+ */
+function fitWidth(text: string): string {
+  return text
+    .split("\n")
+    .flatMap((line) => {
+      if (line.length <= WIDTH) return [line];
+      const indent = /^ */.exec(line)?.[0].length ?? 0;
+      return wrap(line.trim(), WIDTH - indent - 2).map(
+        (l, i) => " ".repeat(i ? indent + 2 : indent) + l,
+      );
+    })
+    .join("\n");
 }
 
 function downsample(xs: number[], n: number): number[] {
