@@ -30,19 +30,16 @@ import {
   ACCESS_READ,
   ACCESS_WRITE,
   EXIT_EXTERNAL_INTERRUPT,
-  EXIT_REASON_COUNT,
   PF_P,
 } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
 import type { BuiltHost, SimVm } from "./build.js";
-import {
-  allocGuest,
-  exitProcesses,
-  idleWrites,
-  ksmtunedInputs,
-  momInputs,
-  restoreContent,
-} from "./guest-life.js";
+import { type Sample, takeSample } from "./samples.js";
+import { warmup } from "./warmup.js";
+
+export { type Sample, totalExits } from "./samples.js";
+
+import { allocGuest, exitProcesses, idleWrites, ksmtunedInputs, momInputs } from "./guest-life.js";
 import { timelineTarget } from "./phases.js";
 import { Timeline, type TimelineTarget } from "./timeline.js";
 
@@ -74,37 +71,6 @@ export const C = {
   accessCycles: 17,
 } as const;
 const NC = 18;
-
-export interface Sample {
-  /** simulated milliseconds */
-  t: number;
-  accesses: number;
-  vms: Array<{
-    name: string;
-    rss: number;
-    accesses: number;
-    cyclesPerAccess: number;
-    tlbHitRate: number;
-    exits: number;
-    /** KSM: this VM's pages mapped to KSM pages (ksm_stat ksm_merging_pages) */
-    ksmMerging: number;
-    /** bytes in the VM's balloon */
-    balloon: number;
-  }>;
-  hostFree: number;
-  /** bytes in swap */
-  swapUsed: number;
-  /** /sys/kernel/mm/ksm counters at the sample */
-  ksm: {
-    shared: number;
-    sharing: number;
-    unshared: number;
-    volatile: number;
-    zeroPages: number;
-    fullScans: number;
-    profit: number;
-  };
-}
 
 export interface VmRunState {
   sv: SimVm;
@@ -184,7 +150,7 @@ export class ScenarioRun {
     for (const st of this.states) {
       const w = st.sv.workloadConfig;
       st.nextTimer = w.timerHz > 0 ? this.hz / w.timerHz : Number.POSITIVE_INFINITY;
-      if (w.warmup && w.pattern !== "trace") this.killable(() => this.warmup(st));
+      if (w.warmup && w.pattern !== "trace") this.killable(() => warmup(this.built, st, this.rec));
       this.reap();
       if (st.done) continue;
       // the first process's address space is loaded before the workload starts
@@ -192,36 +158,6 @@ export class ScenarioRun {
       st.sv.cpu!.movCr3(st.sv.vcpu!, p.root, p.pcid, false, this.rec);
       st.exitBase = Float64Array.from(st.sv.vm!.exitCounts);
     }
-  }
-
-  /** Every process writes its whole footprint once (not counted): the steady state to measure. */
-  private warmup(st: VmRunState): void {
-    const { cpu, vcpu, os } = st.sv;
-    const w = st.sv.workloadConfig;
-    const rec = this.rec;
-    const level = st.sv.guestLevel;
-    const pages = LEVEL_PAGES[level];
-    const keep = w.content.kind !== "unique";
-    for (const p of st.sv.procs) {
-      cpu!.movCr3(vcpu!, p.root, p.pcid, false, rec);
-      const first = Math.floor(w.base / 4096);
-      const last = Math.floor((w.base + w.footprint - 1) / 4096);
-      // memset of the footprint: map each guest page, write every 4 KiB of it
-      for (let vpn = first - (first % pages); vpn <= last; vpn++) {
-        if (vpn % pages === 0 && !os!.lookup(p, vpn)) {
-          os!.map(p, vpn, allocGuest(st.sv, level), level, {
-            write: true,
-            user: true,
-            exec: true,
-          });
-        }
-        cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
-        // the program filled the page with its content (an image, zeros, a constant): the
-        // write leaves the content the workload names rather than a fresh one
-        if (keep) restoreContent(this.built.host.mem, st.sv, p, vpn, rec.pfn);
-      }
-    }
-    // the warm-up's exits and walks are not the workload's
   }
 
   get progress(): number {
@@ -449,38 +385,7 @@ export class ScenarioRun {
 
   private sample(): void {
     this.nextSample += this.sampleEvery;
-    const mem = this.built.host.mem;
-    const ksm = this.built.ksm;
-    const kc = ksm.counters();
-    this.samples.push({
-      t: this.timeMs,
-      accesses: this.doneAccesses,
-      hostFree: mem.freeFrames * 4096,
-      swapUsed: this.built.reclaim.swapUsed * 4096,
-      vms: this.states.map((st) => {
-        const k = st.counters;
-        const hits = k[C.tlbL1] + k[C.tlbStlb];
-        return {
-          name: st.sv.name,
-          rss: (st.sv.mm?.rss ?? 0) * 4096,
-          accesses: k[C.accesses],
-          cyclesPerAccess: k[C.accesses] ? k[C.cycles] / k[C.accesses] : 0,
-          tlbHitRate: k[C.accesses] ? hits / k[C.accesses] : 0,
-          exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
-          ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
-          balloon: (st.sv.balloon?.pages.length ?? 0) * 4096,
-        };
-      }),
-      ksm: {
-        shared: kc.pages_shared,
-        sharing: kc.pages_sharing,
-        unshared: kc.pages_unshared,
-        volatile: kc.pages_volatile,
-        zeroPages: kc.ksm_zero_pages,
-        fullScans: kc.full_scans,
-        profit: kc.general_profit,
-      },
-    });
+    this.samples.push(takeSample(this.built, this.states, this.timeMs, this.doneAccesses));
   }
 
   /** Run to the end (with a progress callback every few quanta). */
@@ -494,11 +399,4 @@ export class ScenarioRun {
       this.sample();
     onProgress?.(1);
   }
-}
-
-export function totalExits(sv: SimVm): number {
-  if (!sv.vm) return 0;
-  let n = 0;
-  for (let r = 0; r < EXIT_REASON_COUNT; r++) n += sv.vm.exitCounts[r];
-  return n;
 }

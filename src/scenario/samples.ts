@@ -1,0 +1,87 @@
+/**
+ * Samples of a scenario run: every counter the time series shows (per-VM RSS, accesses, cycles
+ * per access, TLB hit rate, exits, KSM merging pages, balloon size; host free memory, swap used
+ * and the KSM sysfs counters), taken at evenly spaced accesses and idle steps. Pure.
+ */
+import { EXIT_REASON_COUNT } from "../x86/faults.js";
+import type { BuiltHost, SimVm } from "./build.js";
+import { C, type VmRunState } from "./run.js";
+
+export interface Sample {
+  /** simulated milliseconds */
+  t: number;
+  accesses: number;
+  vms: Array<{
+    name: string;
+    rss: number;
+    accesses: number;
+    cyclesPerAccess: number;
+    tlbHitRate: number;
+    exits: number;
+    /** KSM: this VM's pages mapped to KSM pages (ksm_stat ksm_merging_pages) */
+    ksmMerging: number;
+    /** bytes in the VM's balloon */
+    balloon: number;
+  }>;
+  hostFree: number;
+  /** bytes in swap */
+  swapUsed: number;
+  /** /sys/kernel/mm/ksm counters at the sample */
+  ksm: {
+    shared: number;
+    sharing: number;
+    unshared: number;
+    volatile: number;
+    zeroPages: number;
+    fullScans: number;
+    profit: number;
+  };
+}
+
+/** One sample of the run at simulated time `timeMs` after `accesses` accesses. */
+export function takeSample(
+  built: BuiltHost,
+  states: readonly VmRunState[],
+  timeMs: number,
+  accesses: number,
+): Sample {
+  const mem = built.host.mem;
+  const ksm = built.ksm;
+  const kc = ksm.counters();
+  return {
+    t: timeMs,
+    accesses,
+    hostFree: mem.freeFrames * 4096,
+    swapUsed: built.reclaim.swapUsed * 4096,
+    vms: states.map((st) => {
+      const k = st.counters;
+      const hits = k[C.tlbL1] + k[C.tlbStlb];
+      return {
+        name: st.sv.name,
+        rss: (st.sv.mm?.rss ?? 0) * 4096,
+        accesses: k[C.accesses],
+        cyclesPerAccess: k[C.accesses] ? k[C.cycles] / k[C.accesses] : 0,
+        tlbHitRate: k[C.accesses] ? hits / k[C.accesses] : 0,
+        exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
+        ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
+        balloon: (st.sv.balloon?.pages.length ?? 0) * 4096,
+      };
+    }),
+    ksm: {
+      shared: kc.pages_shared,
+      sharing: kc.pages_sharing,
+      unshared: kc.pages_unshared,
+      volatile: kc.pages_volatile,
+      zeroPages: kc.ksm_zero_pages,
+      fullScans: kc.full_scans,
+      profit: kc.general_profit,
+    },
+  };
+}
+
+export function totalExits(sv: SimVm): number {
+  if (!sv.vm) return 0;
+  let n = 0;
+  for (let r = 0; r < EXIT_REASON_COUNT; r++) n += sv.vm.exitCounts[r];
+  return n;
+}
