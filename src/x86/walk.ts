@@ -164,6 +164,23 @@ export class WalkOut {
   }
 }
 
+/** Record where a walk stopped and why (status, error code or qualification, entry); -1. */
+function fail(
+  out: WalkOut,
+  status: number,
+  code: number,
+  dim: number,
+  level: number,
+  pn: number,
+): number {
+  out.status = status;
+  out.errorCode = code;
+  out.faultDim = dim;
+  out.faultLevel = level;
+  out.faultFrame = pn;
+  return -1;
+}
+
 /**
  * Walk `mode` tables from `root` for page number `pn` (vpn or gfn). `access` is PF_* bits for
  * x86 modes and QUAL_READ/WRITE/FETCH for EPT. Returns the 4K frame the tables map `pn` to, or
@@ -224,14 +241,7 @@ export function walk(
     } else if (out.resolver !== null && dim === DIM_GUEST) {
       tablePfn = out.resolver.gfnToPfn(table);
       words = mem.words;
-      if (tablePfn < 0) {
-        out.status = ST_PF;
-        out.faultDim = dim;
-        out.faultLevel = level;
-        out.faultFrame = table;
-        out.errorCode = access | PF_RSVD;
-        return -1;
-      }
+      if (tablePfn < 0) return fail(out, ST_PF, access | PF_RSVD, dim, level, table);
     } else if (pwc !== null && level < mode.levels) {
       pwc.fill(out, dim, pn, level + 1, table, tablePfn, acc);
     }
@@ -257,12 +267,7 @@ export function walk(
     if (ept) {
       const rwx = lo & 7;
       if (rwx === 0) {
-        out.status = ST_EPT_VIOLATION;
-        out.errorCode = access;
-        out.faultDim = dim;
-        out.faultLevel = level;
-        out.faultFrame = pn;
-        return -1;
+        return fail(out, ST_EPT_VIOLATION, access, dim, level, pn);
       }
       const large = (lo & EPT_LARGE) !== 0;
       const leaf = level === 1 || large;
@@ -273,12 +278,7 @@ export function walk(
         (leaf && eptBadMemType(lo)) ||
         (large && level > 1 && (lo & (level === 2 ? 0x001ff000 : 0x3ffff000)) !== 0)
       ) {
-        out.status = ST_EPT_MISCONFIG;
-        out.errorCode = access;
-        out.faultDim = dim;
-        out.faultLevel = level;
-        out.faultFrame = pn;
-        return -1;
+        return fail(out, ST_EPT_MISCONFIG, access, dim, level, pn);
       }
       acc &= rwx;
       if (!leaf) {
@@ -289,12 +289,7 @@ export function walk(
       // qualification bits 0..2 (read, write, fetch) line up with R, W, X
       const need = access & 7;
       if ((need & acc) !== need) {
-        out.status = ST_EPT_VIOLATION;
-        out.errorCode = access | (acc << 3);
-        out.faultDim = dim;
-        out.faultLevel = level;
-        out.faultFrame = pn;
-        return -1;
+        return fail(out, ST_EPT_VIOLATION, access | (acc << 3), dim, level, pn);
       }
       let nlo = lo;
       if (out.setAd && out.eptAd) {
@@ -316,12 +311,7 @@ export function walk(
 
     // x86 format
     if ((lo & PTE_P) === 0) {
-      out.status = ST_PF;
-      out.errorCode = access;
-      out.faultDim = dim;
-      out.faultLevel = level;
-      out.faultFrame = pn;
-      return -1;
+      return fail(out, ST_PF, access, dim, level, pn);
     }
     const ps = (lo & PTE_PS) !== 0 && level > 1;
     if (
@@ -330,12 +320,7 @@ export function walk(
       (ps && (leafMask & (1 << level)) === 0) ||
       (ps && (lo & (level === 2 ? 0x001fe000 : 0x3fffe000)) !== 0)
     ) {
-      out.status = ST_PF;
-      out.errorCode = access | PF_P | PF_RSVD;
-      out.faultDim = dim;
-      out.faultLevel = level;
-      out.faultFrame = pn;
-      return -1;
+      return fail(out, ST_PF, access | PF_P | PF_RSVD, dim, level, pn);
     }
     if ((lo & PTE_RW) === 0) acc &= ~PERM_W;
     if ((lo & PTE_US) === 0) acc &= ~PERM_U;
@@ -352,12 +337,7 @@ export function walk(
       ((access & PF_W) !== 0 && (acc & PERM_W) === 0 && (user || out.wp)) ||
       ((access & PF_I) !== 0 && out.nxe && (acc & PERM_X) === 0)
     ) {
-      out.status = ST_PF;
-      out.errorCode = access | PF_P;
-      out.faultDim = dim;
-      out.faultLevel = level;
-      out.faultFrame = pn;
-      return -1;
+      return fail(out, ST_PF, access | PF_P, dim, level, pn);
     }
     const high = (hi & 0xfffff) * 1048576;
     const first =
