@@ -6,8 +6,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { vmOverRam } from "../../test/sim-vm.js";
 import { Balloon, type BalloonOptions } from "./balloon.js";
-import { GuestOs } from "./guest/os.js";
 import { Host } from "./host.js";
 import { HostPtes, VmStat } from "./hostpte.js";
 import { Ksm } from "./ksm.js";
@@ -25,15 +25,7 @@ function setup(backing: "4K" | "thp" | "2M", opts: Partial<BalloonOptions> = {})
     backing === "2M"
       ? mm.mmap(G, { kind: "hugetlb", pageSize: M2 })
       : mm.mmap(G, { thp: backing === "thp" });
-  const vm = host.createVm(mm, { name: "vm", ept: true, vpid: true, guestLevels: 4 });
-  vm.setUserMemoryRegion({
-    slot: 0,
-    flags: 0,
-    guestPhysAddr: 0,
-    memorySize: G,
-    userspaceAddr: hva,
-  });
-  const os = new GuestOs(vm, { ranges: [[0, G / 4096]] });
+  const { vm, os } = vmOverRam(host, mm, hva, G, { name: "vm", ept: true });
   const b = new Balloon(vm, mm, os, ptes, ksm, {
     ramPages: G / 4096,
     autodeflate: false,

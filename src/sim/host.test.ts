@@ -2,8 +2,8 @@
  * The public API a scenario runner uses: one Host, several VMMs and VMs, vCPUs on CPUs.
  */
 import { describe, expect, it } from "vitest";
+import { vmOverRam } from "../../test/sim-vm.js";
 import { ACCESS_READ, ACCESS_WRITE } from "../x86/faults.js";
-import { GuestOs } from "./guest/os.js";
 import { Host } from "./host.js";
 import { KIND_FREE } from "./memory.js";
 import { STATUS_OK, WalkRecord } from "./record.js";
@@ -17,15 +17,7 @@ function buildVm(host: Host, name: string, ept: boolean, backing: "anon" | "huge
     backing === "hugetlb"
       ? mm.mmap(G, { kind: "hugetlb", pageSize: M2 })
       : mm.mmap(G, { thp: true });
-  const vm = host.createVm(mm, { name, ept, vpid: true, guestLevels: 4 });
-  vm.setUserMemoryRegion({
-    slot: 0,
-    flags: 0,
-    guestPhysAddr: 0,
-    memorySize: G,
-    userspaceAddr: hva,
-  });
-  const os = new GuestOs(vm, { ranges: [[0, G / 4096]] });
+  const { vm, os } = vmOverRam(host, mm, hva, G, { name, ept });
   const vcpus = [vm.addVcpu(), vm.addVcpu()];
   return { mm, vm, os, vcpus };
 }

@@ -5,8 +5,8 @@
  * rmap_item).
  */
 import { describe, expect, it } from "vitest";
+import { vmOverRam } from "../../test/sim-vm.js";
 import { ACCESS_READ, ACCESS_WRITE } from "../x86/faults.js";
-import { GuestOs } from "./guest/os.js";
 import { Host } from "./host.js";
 import { HostPtes, VmStat } from "./hostpte.js";
 import { Ksm, type KsmSettings } from "./ksm.js";
@@ -216,15 +216,7 @@ describe("KSM and a VM: the MMU notifier and the COW break through EPT", () => {
       const mm = host.createProcess(`qemu-${i}`);
       const hva = mm.mmap(G, { thp: false });
       mm.content = { token: (_v: Vma, p: number) => (p === 300 ? 99 : 1000 * (i + 1) + p) };
-      const vm = host.createVm(mm, { name: `vm${i}`, ept: true, vpid: true, guestLevels: 4 });
-      vm.setUserMemoryRegion({
-        slot: 0,
-        flags: 0,
-        guestPhysAddr: 0,
-        memorySize: G,
-        userspaceAddr: hva,
-      });
-      const os = new GuestOs(vm, { ranges: [[0, G / 4096]] });
+      const { vm, os } = vmOverRam(host, mm, hva, G, { name: `vm${i}`, ept: true });
       const vcpu = vm.addVcpu();
       const p = os.process("init");
       os.map(p, 0x400, 300, 1, { write: true, user: true, exec: false });

@@ -6,8 +6,8 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { vmOverRam } from "../../test/sim-vm.js";
 import { ACCESS_READ } from "../x86/faults.js";
-import { GuestOs } from "./guest/os.js";
 import { Host } from "./host.js";
 import { HostPtes, VmStat } from "./hostpte.js";
 import { Ksm } from "./ksm.js";
@@ -118,16 +118,9 @@ describe("reclaim and swap", () => {
       const hva = mm.mmap(64 * M, { thp: false });
       mm.content = { token: (_v: Vma, i: number) => 1000 + i };
       reclaim.register(mm, false);
-      const vm = host.createVm(mm, { name: "vm", ept, vpid: true, guestLevels: 4 });
-      vm.setUserMemoryRegion({
-        slot: 0,
-        flags: 0,
-        guestPhysAddr: 0,
-        memorySize: 64 * M,
-        userspaceAddr: hva,
-      });
-      const os = new GuestOs(vm, {
-        ranges: [[0, (64 * M) / 4096]],
+      const { vm, os } = vmOverRam(host, mm, hva, 64 * M, {
+        name: "vm",
+        ept,
         zones: { tableEndMiB: 8, end4KMiB: 32, end2MMiB: 32 },
       });
       const vcpu = vm.addVcpu();

@@ -1,0 +1,36 @@
+/** Shared setup for simulator tests: a VM whose guest RAM is one memslot at gpa 0. */
+import { GuestOs, type GuestRam } from "../src/sim/guest/os.js";
+import type { Host } from "../src/sim/host.js";
+import type { Vm } from "../src/sim/kvm/vm.js";
+import type { Mm } from "../src/sim/mm.js";
+
+/**
+ * Create a 4-level VM on `mm` whose `bytes` of guest RAM (gpa 0) are the VMM's memory at `hva`,
+ * with a guest OS over that RAM.
+ */
+export function vmOverRam(
+  host: Host,
+  mm: Mm,
+  hva: number,
+  bytes: number,
+  opts: { name: string; ept: boolean; vpid?: boolean; zones?: GuestRam["zones"] },
+): { vm: Vm; os: GuestOs } {
+  const vm = host.createVm(mm, {
+    name: opts.name,
+    ept: opts.ept,
+    vpid: opts.vpid ?? true,
+    guestLevels: 4,
+  });
+  vm.setUserMemoryRegion({
+    slot: 0,
+    flags: 0,
+    guestPhysAddr: 0,
+    memorySize: bytes,
+    userspaceAddr: hva,
+  });
+  const os = new GuestOs(vm, {
+    ranges: [[0, bytes / 4096]],
+    ...(opts.zones ? { zones: opts.zones } : {}),
+  });
+  return { vm, os };
+}
