@@ -39,8 +39,13 @@ export class PhysMem {
   /** next token for freshly written content: unique, in [2^31, 2^32), wrapping (content.ts) */
   private nextWritten = 0x80000000;
   freeFrames: number;
+  /**
+   * NUMA nodes: node n owns frames [nodeStart[n], nodeStart[n + 1]) (a contiguous range per node,
+   * as the firmware's SRAT usually lays them out). One node unless the host says otherwise.
+   */
+  readonly nodeStart: Int32Array;
 
-  constructor(bytes: number) {
+  constructor(bytes: number, nodes = 1) {
     if (bytes % 1073741824 !== 0 || bytes <= 0) {
       throw new RangeError("host memory must be a whole number of GiB");
     }
@@ -52,6 +57,23 @@ export class PhysMem {
     this.used2M = new Uint16Array(this.nframes / 512);
     this.used1G = new Int32Array(this.nframes / 262144);
     this.freeFrames = this.nframes;
+    const perNodeGiB = bytes / 1073741824 / nodes;
+    if (!Number.isInteger(nodes) || nodes < 1 || !Number.isInteger(perNodeGiB)) {
+      throw new RangeError("host memory must split into whole GiB per NUMA node");
+    }
+    this.nodeStart = new Int32Array(nodes + 1);
+    for (let n = 0; n <= nodes; n++) this.nodeStart[n] = n * perNodeGiB * 262144;
+  }
+
+  get nodes(): number {
+    return this.nodeStart.length - 1;
+  }
+
+  /** The NUMA node that frame `pfn` belongs to. */
+  nodeOf(pfn: number): number {
+    let n = 0;
+    while (pfn >= this.nodeStart[n + 1]) n++;
+    return n;
   }
 
   /** Allocate a naturally aligned block of 2^order frames; returns its first pfn or -1. */
