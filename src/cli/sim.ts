@@ -15,7 +15,7 @@ import type { ScenarioResult } from "../scenario/summary.js";
 import { KvmemError } from "../units/errors.js";
 import { action } from "./run.js";
 import { htmlReport, renderSim, seriesCsv } from "./sim-render.js";
-import { table } from "./text.js";
+import { varyText } from "./sim-vary.js";
 
 interface SimOptions {
   set: string[];
@@ -155,35 +155,11 @@ async function vary(
     );
     return 0;
   }
-  const base = rs[0].host;
-  const ratio = (x: number, b: number) => (b === 0 ? "-" : `${(x / b).toFixed(2)}x`);
   process.stdout.write(
-    `kvmem sim --vary: ${rs[0].scenario}, ${combos.length} combinations (ratios against the first)\n\n`,
-  );
-  process.stdout.write(
-    table(
-      rs.map((r, i) => [
-        combos[i].map((a) => a.text).join(" "),
-        r.host.cyclesPerAccess.toFixed(1),
-        ratio(r.host.cyclesPerAccess, base.cyclesPerAccess),
-        `${(r.host.tlbHitRate * 100).toFixed(1)}%`,
-        r.host.referencesPerWalk.toFixed(2),
-        String(r.host.exitsTotal),
-        ratio(r.host.exitsTotal, base.exitsTotal),
-        String(r.host.kvmTablePages),
-      ]),
-      {
-        header: [
-          "combination",
-          "cyc/acc",
-          "ratio",
-          "TLB hit",
-          "refs/walk",
-          "exits",
-          "ratio",
-          "KVM tables",
-        ],
-      },
+    varyText(
+      rs[0].scenario,
+      combos.map((c) => c.map((a) => a.text).join(" ")),
+      rs,
     ),
   );
   return 0;
