@@ -20,6 +20,8 @@ export const KIND_KERNEL = 1;
 export const KIND_ANON = 2;
 export const KIND_THP = 3;
 export const KIND_HUGETLB = 4;
+/** a page-cache page (file data; the host's page cache, pagecache.ts) */
+export const KIND_FILE = 5;
 
 const WORDS_PER_PAGE = 1024;
 
