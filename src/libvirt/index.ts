@@ -30,6 +30,7 @@ export type {
   NumaMode,
   Numatune,
 } from "./model.js";
+export { type BackendPolicy, backendPolicies, backendPolicy } from "./numatune.js";
 export { parseDomain } from "./parse.js";
 export { type RamPart, ramParts } from "./ramparts.js";
 export type { DomainSource, ParsedDomain } from "./reader.js";

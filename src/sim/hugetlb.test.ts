@@ -2,7 +2,7 @@
 // and freed to the buddy allocator while the pool has surplus.
 import { describe, expect, it } from "vitest";
 import { Host } from "./host.js";
-import { gatherSurplus, releaseHugePage } from "./hugetlb.js";
+import { gatherSurplus, releaseHugePage, returnUnusedSurplus } from "./hugetlb.js";
 
 const M2 = 2097152;
 
@@ -29,6 +29,70 @@ describe("hugetlb surplus pages", () => {
     const h = pool.free.pop()!;
     releaseHugePage(host, M2, h);
     expect([pool.total, pool.free.length]).toEqual([100, 100]);
+    host.assertInvariants();
+  });
+});
+
+describe("hugetlb pools per NUMA node", () => {
+  const G = 1073741824;
+  it("spreads vm.nr_hugepages round-robin from next_nid_to_alloc and continues there", () => {
+    const host = new Host({ memory: 4 * G, cpus: 2, nodes: 2 });
+    expect(host.reserveHugePages(M2, 5)).toBe(5);
+    const pool = host.pools.get(M2)!;
+    // pages 0, 2, 4 on node 0; 1, 3 on node 1
+    expect([...pool.totalNode]).toEqual([3, 2]);
+    // the next page goes to node 1 (next_nid_to_alloc moved on)
+    host.reserveHugePages(M2, 1);
+    expect([...pool.totalNode]).toEqual([3, 3]);
+    expect([pool.freeOn(host.mem, 0), pool.freeOn(host.mem, 1)]).toEqual([3, 3]);
+    host.assertInvariants();
+  });
+
+  it("skips a node without a free 2M block, and takes the per-node form on one node only", () => {
+    const host = new Host({ memory: 2 * G, cpus: 2, nodes: 2 });
+    // 512 x 2M fill node 0 (1 GiB) exactly
+    expect(host.reserveHugePagesOnNode(M2, 0, 600)).toBe(512);
+    const pool = host.pools.get(M2)!;
+    expect([...pool.totalNode]).toEqual([512, 0]);
+    // round-robin: node 0 has no block left, so every page lands on node 1
+    expect(host.reserveHugePages(M2, 3)).toBe(3);
+    expect([...pool.totalNode]).toEqual([512, 3]);
+    host.assertInvariants();
+  });
+
+  it("dequeues with a nodemask, most recently freed first per node", () => {
+    const host = new Host({ memory: 2 * G, cpus: 2, nodes: 2 });
+    host.reserveHugePages(M2, 4); // free list: n0, n1, n0, n1
+    const pool = host.pools.get(M2)!;
+    const [a, b, c, d] = pool.free;
+    expect(pool.dequeue(host.mem, 0, 0b10)).toBe(d); // bound to node 1: its latest page
+    expect(pool.dequeue(host.mem, 1, 0b11)).toBe(b); // node 1's zonelist: node 1 first
+    expect(pool.dequeue(host.mem, 1, 0b11)).toBe(c); // node 1 empty: falls back to node 0
+    expect(pool.dequeue(host.mem, 0, 0b10)).toBe(-1);
+    expect(pool.free).toEqual([a]);
+  });
+
+  it("gathers surplus on the current node first and frees it only from nodes with surplus", () => {
+    const host = new Host({ memory: 2 * G, cpus: 2, nodes: 2 });
+    host.reserveHugePages(M2, 2); // one per node
+    const pool = host.pools.get(M2)!;
+    pool.overcommit = 10;
+    expect(gatherSurplus(host, M2, 3, 1)).toBe(true);
+    expect([...pool.surplusNode, ...pool.totalNode]).toEqual([0, 3, 1, 4]);
+    // a page of node 0 (no surplus there) goes back to the pool; one of node 1 to the buddy allocator
+    const n0 = pool.dequeue(host.mem, 0, 0b01);
+    const n1 = pool.dequeue(host.mem, 1, 0b10);
+    const free = host.mem.nodeFree[1];
+    releaseHugePage(host, M2, n0);
+    releaseHugePage(host, M2, n1);
+    expect([pool.total, pool.surplus, ...pool.surplusNode]).toEqual([4, 2, 0, 2]);
+    expect(host.mem.nodeFree[1]).toBe(free + 512);
+    // bound to node 0 only: node 0 cannot hold 600 more 2M pages (1 GiB = 512), none are added
+    pool.overcommit = 1000;
+    expect(gatherSurplus(host, M2, 600, 0, 0b01)).toBe(false);
+    expect(pool.surplus).toBe(2);
+    expect(returnUnusedSurplus(host, M2, 5)).toBe(2);
+    expect([pool.total, pool.surplus]).toEqual([2, 0]);
     host.assertInvariants();
   });
 });

@@ -10,9 +10,18 @@
  * alignment guarantee (mm/page_alloc.c): small blocks come from the bottom of memory, large ones
  * from the top, and per-2M/per-1G used counts make finding a free aligned block a scan over
  * blocks rather than frames.
+ * NUMA: each node owns a contiguous range of frames (nodeStart) with its own free count and 4K
+ * cursor. allocFrom() walks a zonelist (numa.ts: the preferred node, then the others in order)
+ * restricted to a nodemask, as get_page_from_freelist does, and counts each allocation once in
+ * the node's numastat counters as zone_statistics(preferred_zone, zone, 1) does in rmqueue
+ * (mm/page_alloc.c): numa_hit on the node when it is the first node of the zonelist in the mask,
+ * else numa_miss there and numa_foreign on that first node; local_node or other_node by the
+ * allocating CPU's node (drivers/base/node.c node_read_numastat, Documentation/admin-guide/
+ * numastat.rst). alloc() is allocFrom() with node 0's zonelist and no mask.
  *
- * Invariants (assertInvariants): freeFrames + used frames = nframes; used2M/used1G equal the sum
- * of `kind[] != FREE` over their blocks; a frame with a byte slot is in use; slots are unique.
+ * Invariants (assertInvariants): freeFrames + used frames = nframes; per node, nodeFree + used
+ * frames in its range = its frames; used2M/used1G equal the sum of `kind[] != FREE` over their
+ * blocks; a frame with a byte slot is in use; slots are unique.
  */
 
 export const KIND_FREE = 0;
@@ -24,6 +33,16 @@ export const KIND_HUGETLB = 4;
 export const KIND_FILE = 5;
 
 const WORDS_PER_PAGE = 1024;
+
+/** numastat counters per node, in node_read_numastat's order (drivers/base/node.c) */
+export const NUMA_HIT = 0;
+export const NUMA_MISS = 1;
+export const NUMA_FOREIGN = 2;
+export const NUMA_INTERLEAVE_HIT = 3;
+export const NUMA_LOCAL = 4;
+export const NUMA_OTHER = 5;
+const NUMA_ITEMS = 6;
+const ALL = 0x7fffffff;
 
 export class PhysMem {
   readonly nframes: number;
@@ -37,7 +56,8 @@ export class PhysMem {
   private readonly used1G: Int32Array;
   private nslots = 0;
   private readonly freeSlots: number[] = [];
-  private cursor = 0;
+  /** per node: where the next 4K search starts (alloc4K's cursor idea, one per node) */
+  private readonly nodeCursor: Int32Array;
   /** next token for freshly written content: unique, in [2^31, 2^32), wrapping (content.ts) */
   private nextWritten = 0x80000000;
   freeFrames: number;
@@ -46,6 +66,17 @@ export class PhysMem {
    * as the firmware's SRAT usually lays them out). One node unless the host says otherwise.
    */
   readonly nodeStart: Int32Array;
+  /** free frames per node */
+  readonly nodeFree: Int32Array;
+  /** numastat counters: [node * 6 + NUMA_HIT..NUMA_OTHER] */
+  readonly numaStat: Float64Array;
+  /**
+   * THP fault events (/proc/vmstat, mm/huge_memory.c do_huge_pmd_anonymous_page): a fault that
+   * got a 2M page (thp_fault_alloc) and one that wanted one and fell back to 4K
+   * (thp_fault_fallback). Global vm events, counted by Mm.fault.
+   */
+  thpFaultAlloc = 0;
+  thpFaultFallback = 0;
 
   constructor(bytes: number, nodes = 1) {
     if (bytes % 1073741824 !== 0 || bytes <= 0) {
@@ -65,6 +96,15 @@ export class PhysMem {
     }
     this.nodeStart = new Int32Array(nodes + 1);
     for (let n = 0; n <= nodes; n++) this.nodeStart[n] = n * perNodeGiB * 262144;
+    this.nodeFree = new Int32Array(nodes).fill(perNodeGiB * 262144);
+    this.nodeCursor = new Int32Array(nodes);
+    for (let n = 0; n < nodes; n++) this.nodeCursor[n] = this.nodeStart[n];
+    this.numaStat = new Float64Array(nodes * NUMA_ITEMS);
+  }
+
+  /** Frames of node `n`. */
+  nodeFrames(n: number): number {
+    return this.nodeStart[n + 1] - this.nodeStart[n];
   }
 
   get nodes(): number {
@@ -80,25 +120,69 @@ export class PhysMem {
 
   /** Allocate a naturally aligned block of 2^order frames; returns its first pfn or -1. */
   alloc(order: 0 | 9 | 18, kind: number): number {
-    if (order === 0) return this.alloc4K(kind);
-    const blocks = order === 9 ? this.used2M : this.used1G;
+    return this.allocFrom(order, kind, 0, ALL, 0);
+  }
+
+  /**
+   * Allocate from the zonelist of node `preferred` (preferred, preferred + 1, ..., wrapping)
+   * restricted to `mask` (bit n = node n), for a task running on node `local`; -1 when no node
+   * of the mask has a free block. Counts the allocation in the numastat counters.
+   */
+  allocFrom(
+    order: 0 | 9 | 18,
+    kind: number,
+    preferred: number,
+    mask: number,
+    local: number,
+  ): number {
+    const nodes = this.nodeStart.length - 1;
+    let first = -1;
+    for (let i = 0; i < nodes; i++) {
+      const node = (preferred + i) % nodes;
+      if (((mask >>> node) & 1) === 0) continue;
+      if (first < 0) first = node;
+      const pfn = order === 0 ? this.alloc4K(node, kind) : this.allocBlock(node, order, kind);
+      if (pfn < 0) continue;
+      const st = this.numaStat;
+      if (node === first) st[node * NUMA_ITEMS + NUMA_HIT]++;
+      else {
+        st[node * NUMA_ITEMS + NUMA_MISS]++;
+        st[first * NUMA_ITEMS + NUMA_FOREIGN]++;
+      }
+      st[node * NUMA_ITEMS + (node === local ? NUMA_LOCAL : NUMA_OTHER)]++;
+      return pfn;
+    }
+    return -1;
+  }
+
+  /** A free aligned 2M or 1G block of `node`, searched from the node's top. */
+  private allocBlock(node: number, order: 9 | 18, kind: number): number {
     const size = 1 << order;
-    for (let b = blocks.length - 1; b >= 0; b--) {
+    if (this.nodeFree[node] < size) return -1;
+    const blocks = order === 9 ? this.used2M : this.used1G;
+    const lo = this.nodeStart[node] / size;
+    for (let b = this.nodeStart[node + 1] / size - 1; b >= lo; b--) {
       if (blocks[b] === 0 && (order === 18 || this.used1G[Math.floor(b / 512)] < 262144)) {
         const first = b * size;
         for (let i = 0; i < size; i++) this.take(first + i, kind);
+        this.nodeFree[node] -= size;
         return first;
       }
     }
     return -1;
   }
 
-  private alloc4K(kind: number): number {
-    for (let n = 0; n < this.nframes; n++) {
-      const pfn = (this.cursor + n) % this.nframes;
+  private alloc4K(node: number, kind: number): number {
+    if (this.nodeFree[node] === 0) return -1;
+    const start = this.nodeStart[node];
+    const size = this.nodeStart[node + 1] - start;
+    const from = this.nodeCursor[node] - start;
+    for (let n = 0; n < size; n++) {
+      const pfn = start + ((from + n) % size);
       if (this.kind[pfn] === KIND_FREE) {
-        this.cursor = pfn + 1;
+        this.nodeCursor[node] = pfn + 1;
         this.take(pfn, kind);
+        this.nodeFree[node]--;
         return pfn;
       }
     }
@@ -115,6 +199,7 @@ export class PhysMem {
   /** Free a block of 2^order frames starting at `pfn` (their bytes and tokens go too). */
   free(pfn: number, order: 0 | 9 | 18): void {
     const size = 1 << order;
+    const node = this.nodeOf(pfn);
     for (let i = 0; i < size; i++) {
       const f = pfn + i;
       if (this.kind[f] === KIND_FREE) throw new Error(`double free of pfn ${f}`);
@@ -129,7 +214,8 @@ export class PhysMem {
         this.freeSlots.push(s);
       }
     }
-    if (pfn < this.cursor) this.cursor = pfn;
+    this.nodeFree[node] += size;
+    if (pfn < this.nodeCursor[node]) this.nodeCursor[node] = pfn;
   }
 
   /** A store changed frame `pfn`: it now holds content no other frame holds (a fresh token). */
@@ -193,10 +279,12 @@ export class PhysMem {
     this.words[s + index * 2 + 1] = hi;
   }
 
-  /** Frames in use by kind. */
-  countKind(kind: number): number {
+  /** Frames in use by kind (on node `node` only, when given). */
+  countKind(kind: number, node?: number): number {
+    const from = node === undefined ? 0 : this.nodeStart[node];
+    const to = node === undefined ? this.nframes : this.nodeStart[node + 1];
     let n = 0;
-    for (let i = 0; i < this.nframes; i++) if (this.kind[i] === kind) n++;
+    for (let i = from; i < to; i++) if (this.kind[i] === kind) n++;
     return n;
   }
 
@@ -219,6 +307,12 @@ export class PhysMem {
       }
     }
     if (used + this.freeFrames !== this.nframes) throw new Error("frame count mismatch");
+    for (let n = 0; n < this.nodes; n++) {
+      let usedN = 0;
+      for (let f = this.nodeStart[n]; f < this.nodeStart[n + 1]; f++)
+        if (this.kind[f] !== KIND_FREE) usedN++;
+      if (usedN + this.nodeFree[n] !== this.nodeFrames(n)) throw new Error(`node ${n} free count`);
+    }
     for (let i = 0; i < u2.length; i++)
       if (u2[i] !== this.used2M[i]) throw new Error(`used2M[${i}]`);
     for (let i = 0; i < u1.length; i++)

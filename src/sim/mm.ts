@@ -18,7 +18,9 @@ import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
 import { makePteHi, makePteLo, PTE_A, PTE_D, PTE_P, PTE_PS, PTE_RW, PTE_US } from "../x86/pte.js";
 import { descend, findLeaf, forEachEntry, LeafRef, type TableSpace } from "../x86/tables.js";
 import { DIM_NATIVE, WalkOut, walk } from "../x86/walk.js";
-import { KIND_ANON, KIND_KERNEL, KIND_THP, type PhysMem } from "./memory.js";
+import type { HugetlbPool } from "./hugetlb.js";
+import { KIND_ANON, KIND_KERNEL, KIND_THP, NUMA_INTERLEAVE_HIT, type PhysMem } from "./memory.js";
+import { ALL_NODES, DEFAULT_POLICY, type MemPolicy, resolvePolicy } from "./numa.js";
 
 export type VmaKind = "anon" | "hugetlb";
 
@@ -38,6 +40,8 @@ export interface MemoryPressure {
   dropSwap(mm: Mm, vpn: number): void;
   /** an allocation is about to happen: below the min watermark, reclaim first */
   beforeAlloc(): void;
+  /** a new anonymous page of `pages` frames at `pfn` was mapped: put it on an LRU list */
+  newAnon?(mm: Mm, pfn: number, pages: number): void;
 }
 
 /** do_wp_page for frames the process does not own alone (KSM pages, the zero page): ksm.ts. */
@@ -55,18 +59,11 @@ export interface Vma {
   /** anonymous: may be backed by transparent huge pages */
   readonly thp: boolean;
   readonly name: string;
+  /** the VMA's NUMA memory policy (mbind; numa.ts); the task's local policy when absent */
+  policy?: MemPolicy;
 }
 
-/** Free pages of one hugetlbfs size, reserved from host memory up front. */
-export class HugetlbPool {
-  readonly free: number[] = [];
-  total = 0;
-  /** surplus pages (allocated beyond nr_hugepages, counted in total; hugetlb.ts) */
-  surplus = 0;
-  /** nr_overcommit_hugepages: how many surplus pages may exist */
-  overcommit = 0;
-  constructor(readonly pageSize: number) {}
-}
+export { HugetlbPool } from "./hugetlb.js";
 
 const MMAP_TOP = 0x7f0000000000;
 
@@ -75,6 +72,8 @@ export class Mm implements TableSpace {
   readonly vmas: Vma[] = [];
   /** 4K frames mapped (anon + THP + hugetlb) */
   rss = 0;
+  /** the most frames `rss` has reached (mm->hiwater_rss, /proc/PID/status VmHWM) */
+  hiwaterRss = 0;
   /** first-touch content of pages (null: frames start as token 0) */
   content: PageContent | null = null;
   /** copy-on-write of shared frames (null: no shared frames) */
@@ -83,7 +82,11 @@ export class Mm implements TableSpace {
   pressure: MemoryPressure | null = null;
   /** the OOM killer tore this process down (oom.ts): a fault in it is SIGKILL */
   killed = false;
+  /** numa_node_id() of the task: the node of the CPU it runs on (the local policy's node) */
+  homeNode = 0;
   private mmapBase = MMAP_TOP;
+  /** resolvePolicy's output: preferred node, nodemask, interleave target */
+  private readonly pol = new Int32Array(3);
   private readonly out = new WalkOut();
   private readonly entry = new Uint32Array(2);
   private readonly leaf = new LeafRef();
@@ -102,7 +105,8 @@ export class Mm implements TableSpace {
     return frame;
   }
   allocTable(_level: number): number {
-    const pfn = this.mem.alloc(0, KIND_KERNEL);
+    // page tables follow the task's (local) policy, not the VMA's
+    const pfn = this.mem.allocFrom(0, KIND_KERNEL, this.homeNode, ALL_NODES, this.homeNode);
     if (pfn < 0) throw new Error("host out of memory for page tables");
     this.mem.bytes(pfn);
     return pfn;
@@ -120,7 +124,14 @@ export class Mm implements TableSpace {
   /** mmap(): reserve a VMA top-down; returns its start hva. */
   mmap(
     size: number,
-    opts: { kind?: VmaKind; pageSize?: number; thp?: boolean; name?: string; align?: number } = {},
+    opts: {
+      kind?: VmaKind;
+      pageSize?: number;
+      thp?: boolean;
+      name?: string;
+      align?: number;
+      policy?: MemPolicy;
+    } = {},
   ): number {
     const kind = opts.kind ?? "anon";
     const pageSize = kind === "hugetlb" ? (opts.pageSize ?? 2097152) : 4096;
@@ -139,6 +150,7 @@ export class Mm implements TableSpace {
       pageSize,
       thp: kind === "anon" && (opts.thp ?? false),
       name: opts.name ?? (kind === "hugetlb" ? "/dev/hugepages" : "[anon]"),
+      ...(opts.policy ? { policy: opts.policy } : {}),
     };
     this.vmas.push(vma);
     this.vmas.sort((a, b) => a.start - b.start);
@@ -198,8 +210,8 @@ export class Mm implements TableSpace {
     const vpn = Math.floor(hva / 4096);
     if (vma.kind === "hugetlb") {
       const pool = this.pools.get(vma.pageSize);
-      const pfn = pool?.free.pop();
-      if (pfn === undefined) {
+      const pfn = pool ? this.policyAlloc(vma, hva, -1, 0, pool) : -1;
+      if (pfn < 0) {
         throw new Error(`SIGBUS: no free ${vma.pageSize / 1048576}M huge page for ${this.name}`);
       }
       const level = vma.pageSize === 1073741824 ? 3 : 2;
@@ -210,19 +222,23 @@ export class Mm implements TableSpace {
     if (vma.thp) {
       const base = hva - (hva % 2097152);
       if (base >= vma.start && base + 2097152 <= vma.end && this.pmdEmpty(vpn)) {
-        const pfn = this.mem.alloc(9, KIND_THP);
+        const pfn = this.policyAlloc(vma, hva, 9, KIND_THP, null);
         if (pfn >= 0) {
+          this.mem.thpFaultAlloc++; // __do_huge_pmd_anonymous_page: THP_FAULT_ALLOC
           this.fillContent(vma, vpn - (vpn % 512), pfn, 512);
           this.installLeaf(vpn, 2, pfn);
+          this.pressure?.newAnon?.(this, pfn, 512);
           return pfn + (vpn % 512);
         }
-        // no free 2M block: fall back to 4K as the kernel does (thp_fault_fallback)
+        // no free 2M block: fall back to 4K as the kernel does (do_huge_pmd_anonymous_page
+        // counts THP_FAULT_FALLBACK and returns VM_FAULT_FALLBACK)
+        this.mem.thpFaultFallback++;
       }
     }
-    let pfn = this.mem.alloc(0, KIND_ANON);
+    let pfn = this.policyAlloc(vma, hva, 0, KIND_ANON, null);
     // __alloc_pages_slowpath: direct reclaim, then try again
     while (pfn < 0 && this.pressure && this.pressure.directReclaim() > 0)
-      pfn = this.mem.alloc(0, KIND_ANON);
+      pfn = this.policyAlloc(vma, hva, 0, KIND_ANON, null);
     if (this.killed) {
       if (pfn >= 0) this.mem.free(pfn, 0);
       throw new Error(`SIGKILL: ${this.name} was killed by the OOM killer`);
@@ -230,6 +246,32 @@ export class Mm implements TableSpace {
     if (pfn < 0) throw new Error("host out of memory");
     this.fillContent(vma, vpn, pfn, 1);
     this.installLeaf(vpn, 1, pfn);
+    this.pressure?.newAnon?.(this, pfn, 1);
+    return pfn;
+  }
+
+  /**
+   * Allocate for `hva` with the VMA's policy (numa.ts): a block of `order` from the buddy
+   * allocator, or a page from hugetlb `pool`. The interleave index is the page's offset in the
+   * VMA in units of the allocation (get_vma_policy); an interleaved page that lands on its target
+   * node counts interleave_hit there (alloc_pages_mpol).
+   */
+  private policyAlloc(
+    vma: Vma,
+    hva: number,
+    order: 0 | 9 | 18 | -1,
+    kind: number,
+    pool: HugetlbPool | null,
+  ): number {
+    const pol = this.pol;
+    const unit = pool ? vma.pageSize : order === 9 ? 2097152 : 4096;
+    const ilx = Math.floor((hva - vma.start) / unit);
+    resolvePolicy(vma.policy ?? DEFAULT_POLICY, this.homeNode, ilx, pol);
+    const pfn = pool
+      ? pool.dequeue(this.mem, pol[0], pol[1])
+      : this.mem.allocFrom(order as 0 | 9, kind, pol[0], pol[1], this.homeNode);
+    if (pol[2] >= 0 && pfn >= 0 && !pool && this.mem.nodeOf(pfn) === pol[2])
+      this.mem.numaStat[pol[2] * 6 + NUMA_INTERLEAVE_HIT]++;
     return pfn;
   }
 
@@ -251,6 +293,7 @@ export class Mm implements TableSpace {
     const flags = PTE_P | PTE_RW | PTE_US | PTE_A | PTE_D | (level > 1 ? PTE_PS : 0);
     this.setEntry(table, idx, level, makePteLo(pfn, flags), makePteHi(pfn, true));
     this.rss += LEVEL_PAGES[level];
+    if (this.rss > this.hiwaterRss) this.hiwaterRss = this.rss;
   }
 
   assertInvariants(): void {
