@@ -28,6 +28,8 @@ export interface TreeSpec {
   domains?: Record<string, string>;
   running?: Record<string, string>;
   numaNodes?: number;
+  /** any other files, by absolute path (e.g. /proc/PID/status) */
+  files?: Record<string, string>;
 }
 
 export const INTEL_FLAGS =
@@ -159,6 +161,7 @@ export function buildTree(spec: TreeSpec = {}): Record<string, string> {
     f[`/etc/libvirt/qemu/${name}.xml`] = xml;
   for (const [name, xml] of Object.entries(spec.running ?? {}))
     f[`/run/libvirt/qemu/${name}.xml`] = xml;
+  Object.assign(f, spec.files ?? {});
   return f;
 }
 

@@ -223,6 +223,42 @@ export function renderHost(r: HostReport): string {
   out.push(
     `  Balloon (guest side, /proc/meminfo): ${o.balloonKiB === null ? "no 'Balloon:' field in this kernel's /proc/meminfo" : kib(o.balloonKiB)}\n`,
   );
+  const q = o.qemu;
+  if (q.processes.length === 0) {
+    out.push(`  QEMU processes: none${q.reason ? ` (${q.reason})` : ""}\n`);
+  } else {
+    const v = (x: number | null) => (x === null ? "-" : kib(x));
+    out.push("  QEMU processes (/proc/PID/status, /proc/PID/ksm_stat)\n");
+    out.push(
+      table(
+        q.processes.map((p) => [
+          String(p.pid),
+          p.guest ?? "?",
+          v(p.vmRssKiB),
+          v(p.rssAnonKiB),
+          v(p.rssFileKiB),
+          v(p.rssShmemKiB),
+          v(p.hugetlbKiB),
+          v(p.vmSwapKiB),
+          p.ksm?.mergingPages == null ? "-" : kib(p.ksm.mergingPages * 4),
+        ]),
+        {
+          header: [
+            "pid",
+            "guest",
+            "VmRSS",
+            "anon",
+            "file",
+            "shmem",
+            "hugetlb",
+            "swap",
+            "KSM merged",
+          ],
+          indent: 2,
+        },
+      ),
+    );
+  }
 
   out.push(heading(5, "Domains"));
   const d = r.domains;

@@ -86,6 +86,13 @@ describe("kvmem exporter", () => {
         vm1: domainXml({ name: "vm1", memoryKiB: 1048576, hugepages: "<hugepages/>" }),
         vm2: domainXml({ name: "vm2", memoryKiB: 2097152, currentKiB: 1048576 }),
       },
+      files: {
+        "/proc/3000/cmdline": "/usr/bin/qemu-system-x86_64\0-name\0guest=vm2,debug-threads=on\0",
+        "/proc/3000/status":
+          "Name:\tqemu-system-x86\nVmRSS:\t  900000 kB\nRssAnon:\t  899000 kB\nRssFile:\t    1000 kB\nRssShmem:\t       0 kB\nVmSwap:\t   65536 kB\nHugetlbPages:\t       0 kB\n",
+        "/proc/3000/ksm_stat":
+          "ksm_rmap_items 1000\nksm_zero_pages 0\nksm_merging_pages 800\nksm_process_profit 3212800\n",
+      },
     }),
   );
 
@@ -128,6 +135,14 @@ describe("kvmem exporter", () => {
     expect(get("kvmem_domain_info", { domain: "vm1", backing: "hugetlbfs-2M" })).toBe(1);
     expect(get("kvmem_finding", { id: "vpid-off", severity: "warning" })).toBe(1);
     expect(get("kvmem_finding", { id: "balloon-cannot-reclaim" })).toBe(1);
+    // the QEMU process of vm2 (/proc/3000): status in KiB, exported in bytes
+    const q = { domain: "vm2", pid: "3000" };
+    expect(get("kvmem_qemu_resident_bytes", q)).toBe(900000 * 1024);
+    expect(get("kvmem_qemu_resident_file_bytes", q)).toBe(1000 * 1024);
+    expect(get("kvmem_qemu_swap_bytes", q)).toBe(65536 * 1024);
+    expect(get("kvmem_qemu_ksm_merging_pages", q)).toBe(800);
+    expect(get("kvmem_qemu_ksm_profit_bytes", q)).toBe(800 * 4096 - 1000 * 64);
+    expect(get("kvmem_finding", { id: "guest-memory-in-swap" })).toBe(1);
     expect(get("kvmem_check", { check: "if VPID is in effect", status: "WARN" })).toBe(1);
     // every metric name follows the conventions: kvmem_ prefix, counters end in _total
     for (const [name, type] of types) {

@@ -221,6 +221,34 @@ export async function renderMetrics(
         { ...l, pagesize: ps(x.sizeKiB) },
       );
   }
+  // the QEMU processes: /proc/PID/status (fs/proc/task_mmu.c task_mem) and ksm_stat
+  for (const p of o.qemu.processes) {
+    const l = { domain: p.guest ?? "", pid: String(p.pid) };
+    const kb = (name: string, help: string, v: number | null) => {
+      if (v !== null) b.gauge(name, help, v * KIB, l);
+    };
+    kb("kvmem_qemu_resident_bytes", "QEMU process VmRSS (hugetlbfs pages excluded)", p.vmRssKiB);
+    kb("kvmem_qemu_resident_anon_bytes", "QEMU process RssAnon", p.rssAnonKiB);
+    kb("kvmem_qemu_resident_file_bytes", "QEMU process RssFile", p.rssFileKiB);
+    kb("kvmem_qemu_resident_shmem_bytes", "QEMU process RssShmem", p.rssShmemKiB);
+    kb("kvmem_qemu_hugetlb_bytes", "QEMU process HugetlbPages", p.hugetlbKiB);
+    kb("kvmem_qemu_swap_bytes", "QEMU process VmSwap: guest memory in host swap", p.vmSwapKiB);
+    if (p.ksm?.mergingPages != null)
+      b.gauge(
+        "kvmem_qemu_ksm_merging_pages",
+        "QEMU process pages mapped to KSM pages (/proc/PID/ksm_stat)",
+        p.ksm.mergingPages,
+        l,
+      );
+    if (p.ksm?.processProfitBytes != null)
+      b.gauge(
+        "kvmem_qemu_ksm_profit_bytes",
+        "ksm_process_profit: what KSM saves in this process, net of its rmap_items",
+        p.ksm.processProfitBytes,
+        l,
+      );
+  }
+
   const t = r.domains.totals;
   if (t.overcommitRatio !== null)
     b.gauge(

@@ -183,6 +183,37 @@ const swapRule: Rule = (r) => {
   ];
 };
 
+/** Guest memory in host swap: every access to it is a major fault (a disk read) in the VM. */
+const guestSwappedRule: Rule = (r) => {
+  const swapped = r.overcommit.qemu.processes.filter((p) => (p.vmSwapKiB ?? 0) > 0);
+  if (swapped.length === 0) return [];
+  const total = swapped.reduce((a, p) => a + (p.vmSwapKiB ?? 0), 0);
+  const first = swapped[0];
+  const dom = r.domains.domains.find((d) => d.name === first.guest);
+  // formatdomain "locked": QEMU/KVM needs <hard_limit> set to the domain's maximum memory plus
+  // what QEMU itself uses; 1 GiB of headroom is a common allowance
+  const limitKiB = (dom?.maxMemoryKiB ?? dom?.memoryKiB ?? 0) + 1048576;
+  return [
+    {
+      id: "guest-memory-in-swap",
+      severity: "warning",
+      title: `${kib(total)} of guest memory is in host swap (${swapped.map((p) => `${p.guest ?? `pid ${p.pid}`} ${kib(p.vmSwapKiB ?? 0)}`).join(", ")}): each access to it is a major fault, a disk read, while the vCPU waits`,
+      evidence: swapped.map((p) => ({
+        file: `/proc/${p.pid}/status`,
+        value: `VmSwap: ${p.vmSwapKiB} kB (VmRSS ${p.vmRssKiB ?? "?"} kB)`,
+      })),
+      fix: {
+        kind: "xml",
+        text:
+          `Free ${kib(total)} of host memory (KSM, a balloon target on an idle guest, fewer guests);\n` +
+          `a guest that must never be swapped gets locked memory${first.guest ? ` (virsh edit ${first.guest})` : ""}:\n` +
+          `<memoryBacking><locked/></memoryBacking>\n` +
+          `<memtune><hard_limit unit='KiB'>${limitKiB}</hard_limit></memtune>`,
+      },
+    },
+  ];
+};
+
 const devKvmRule: Rule = (r) => {
   if (r.virt.devKvm.present) return [];
   const cpu = r.virt.cpu;
@@ -206,4 +237,11 @@ const devKvmRule: Rule = (r) => {
   ];
 };
 
-export const OVERCOMMIT_RULES: Rule[] = [devKvmRule, overcommitRule, ksmRule, thpRule, swapRule];
+export const OVERCOMMIT_RULES: Rule[] = [
+  devKvmRule,
+  overcommitRule,
+  ksmRule,
+  thpRule,
+  swapRule,
+  guestSwappedRule,
+];

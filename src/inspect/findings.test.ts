@@ -277,6 +277,26 @@ describe("findings", () => {
     expect(find(spec, "swap-mostly-useless")?.title).toContain("4 GiB of 4 GiB guest memory");
   });
 
+  it("guest memory in host swap: the VMs with VmSwap, and locked memory with its hard_limit", () => {
+    const status = (rss: number, swap: number) =>
+      `Name:\tqemu-system-x86\nVmRSS:\t${String(rss).padStart(8)} kB\nVmSwap:\t${String(swap).padStart(8)} kB\n`;
+    const files = {
+      "/proc/1/cmdline": "/sbin/init\0",
+      "/proc/4000/cmdline": "/usr/bin/qemu-system-x86_64\0-name\0guest=web,debug-threads=on\0",
+      "/proc/4000/status": status(3 * GiB, 262144),
+      "/proc/4001/cmdline": "/usr/bin/qemu-system-x86_64\0-name\0guest=db,debug-threads=on\0",
+      "/proc/4001/status": status(4 * GiB, 0),
+    };
+    expect(ids(healthy)).not.toContain("guest-memory-in-swap");
+    const f = find({ ...healthy, files }, "guest-memory-in-swap");
+    expect(f?.title).toMatch(/^256 MiB of guest memory is in host swap \(web 256 MiB\)/);
+    expect(f?.evidence).toEqual([
+      { file: "/proc/4000/status", value: `VmSwap: 262144 kB (VmRSS ${3 * GiB} kB)` },
+    ]);
+    // domainXml's web has <memory> 2 GiB; hard_limit = 2 GiB + 1 GiB for QEMU itself
+    expect(f?.fix.text).toContain("<memtune><hard_limit unit='KiB'>3145728</hard_limit></memtune>");
+  });
+
   it("balloons: no stats period; no free page reporting on an overcommitted host", () => {
     const doms: Record<string, string> = {};
     for (const n of ["a", "b", "c"]) doms[n] = domainXml({ name: n, memoryKiB: 8 * GiB });

@@ -145,6 +145,32 @@ export const OvercommitSchema = z.object({
   ksm: KsmSchema,
   /** the guest-side "Balloon:" line of /proc/meminfo (KiB), null when the kernel has none */
   balloonKiB: z.number().nullable(),
+  /** QEMU processes: /proc/PID/status and ksm_stat (KiB; null: the kernel has no such field) */
+  qemu: z.object({
+    processes: z.array(
+      z.object({
+        pid: z.number(),
+        guest: z.string().nullable(),
+        vmRssKiB: z.number().nullable(),
+        rssAnonKiB: z.number().nullable(),
+        rssFileKiB: z.number().nullable(),
+        rssShmemKiB: z.number().nullable(),
+        vmSwapKiB: z.number().nullable(),
+        hugetlbKiB: z.number().nullable(),
+        vmLckKiB: z.number().nullable(),
+        ksm: z
+          .object({
+            rmapItems: z.number(),
+            zeroPages: z.number().nullable(),
+            mergingPages: z.number().nullable(),
+            processProfitBytes: z.number().nullable(),
+          })
+          .nullable(),
+      }),
+    ),
+    /** why no process could be listed, null when /proc was listed */
+    reason: z.string().nullable(),
+  }),
 });
 
 export const DomainSchema = z.object({

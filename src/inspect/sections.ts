@@ -15,6 +15,7 @@ import {
   parseSwaps,
 } from "./parse.js";
 import type { ProcFs } from "./procfs.js";
+import { readQemuProcesses } from "./qemu.js";
 import type { HostReport } from "./schema.js";
 import { tdpVerdict, vpidVerdict } from "./verdicts.js";
 
@@ -275,6 +276,7 @@ export function readOvercommit(
     sysctl,
     ksm: readKsm(fs),
     balloonKiB: meminfo?.Balloon ?? null,
+    qemu: readQemuProcesses(fs),
   };
 }
 
