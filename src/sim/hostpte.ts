@@ -67,6 +67,20 @@ export class HostPtes {
     return pteFrame(this.leaf.lo, this.leaf.hi);
   }
 
+  /**
+   * The caller already holds the 4K pte of `vpn`: entry `index` of page table `table` (KSM's scan
+   * cursor walked to it). The next setPte of `vpn` writes there without walking again.
+   */
+  pteAt(mm: Mm, vpn: number, table: number, index: number): void {
+    const l = this.leaf;
+    l.level = 1;
+    l.tableFrame = table;
+    l.index = index;
+    l.present = true;
+    this.leafMm = mm;
+    this.leafVpn = vpn;
+  }
+
   /** split_huge_page: the THP mapping `vpn` becomes 512 4K ptes to the same frames. */
   split(mm: Mm, vpn: number): void {
     const mem = this.host.mem;
@@ -80,8 +94,11 @@ export class HostPtes {
     const xd = (leaf.hi & 0x80000000) !== 0;
     // descend replaces the PMD leaf by a fresh (zeroed) page table
     const table = descend(mem, mm, GUEST_4LEVEL, mm.root, vpn, 1);
+    // a 2M-aligned head: the 512 frames differ only in pte bits 12-20, the high word is shared
+    const lo0 = makePteLo(head, flags);
+    const hi = makePteHi(head, xd);
     for (let i = 0; i < 512; i++) {
-      mm.setEntry(table, i, 1, makePteLo(head + i, flags), makePteHi(head + i, xd));
+      mm.setEntry(table, i, 1, (lo0 + i * 4096) >>> 0, hi);
       mem.kind[head + i] = KIND_ANON;
     }
     this.vmstat.thp_split_page++;

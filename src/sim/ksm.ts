@@ -29,9 +29,6 @@
  * frame's mapcount equals the ptes mapping it; pages_shared + pages_sharing + pages_unshared
  * <= ksm_rmap_items.
  */
-import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
-import { PTE_P, pteFrame } from "../x86/pte.js";
-import { findLeaf, LeafRef } from "../x86/tables.js";
 import type { HostPtes } from "./hostpte.js";
 import { STABLE, UNSTABLE } from "./ksm-items.js";
 import {
@@ -41,6 +38,7 @@ import {
   KsmTrees,
   type StableNode,
 } from "./ksm-tree.js";
+import { PteCursor } from "./ksm-walk.js";
 import { KIND_ANON, KIND_KERNEL, KIND_THP } from "./memory.js";
 import type { Mm, Vma, WriteProtectHandler } from "./mm.js";
 
@@ -75,20 +73,18 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
   private addr = 0;
   private prev = -1;
   private page = -1;
-  private skipTo = 0;
   private nextRunMs = 0;
-  // page-table cursor cache over one 2M region
-  private cMm: Mm | null = null;
-  private cKey = -1;
-  private cTable = -1;
-  private cHuge = -1;
-  private readonly leaf = new LeafRef();
+  /** page-table lookups of the scan cursor and of tree pages (get_mergeable_page) */
+  private readonly cursor: PteCursor;
+  private readonly treeCursor: PteCursor;
 
   constructor(
     readonly ptes: HostPtes,
     settings: Partial<KsmSettings> = {},
   ) {
     super(ptes.host.mem, { ...KSM_DEFAULTS, ...settings });
+    this.cursor = new PteCursor(this.mem);
+    this.treeCursor = new PteCursor(this.mem);
     this.zeroPfn = this.mem.alloc(0, KIND_KERNEL);
     if (this.zeroPfn < 0) throw new Error("no frame for the zero page");
   }
@@ -125,7 +121,9 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
 
   /** ksm_do_scan: up to `pages` pages; a full scan ending stops the batch early. */
   scan(pages: number): number {
-    this.cKey = -1;
+    // the tables may have changed since the last batch (faults, reclaim, balloon, teardown)
+    this.cursor.reset();
+    this.treeCursor.reset();
     let done = 0;
     while (done < pages) {
       const item = this.scanGetNext();
@@ -154,10 +152,10 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
         const end = ranges[r][1];
         if (this.addr < start) this.addr = start;
         while (this.addr < end) {
-          const pfn = this.pfnAt(slot.mm, this.addr);
+          const pfn = this.cursor.pfnAt(slot.mm, this.addr);
           const k = pfn < 0 ? 0 : this.mem.kind[pfn];
           if (k !== KIND_ANON && k !== KIND_THP) {
-            this.addr = pfn < 0 ? this.skipTo : this.addr + 1;
+            this.addr = pfn < 0 ? this.cursor.skipTo : this.addr + 1;
             continue;
           }
           const item = it.getNext(slot, this.prev, this.addr, this);
@@ -178,30 +176,23 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     return -1;
   }
 
-  /** follow the host tables to the pfn at `vpn` (or -1, with skipTo the next vpn to try) */
-  private pfnAt(mm: Mm, vpn: number): number {
-    const mem = this.mem;
-    const key = Math.floor(vpn / 512);
-    if (key !== this.cKey || mm !== this.cMm) {
-      const l = findLeaf(mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
-      if (l.level >= 2 && !l.present) {
-        const span = LEVEL_PAGES[l.level];
-        this.skipTo = vpn - (vpn % span) + span;
-        this.cKey = -1;
-        return -1;
-      }
-      this.cMm = mm;
-      this.cKey = key;
-      this.cTable = l.level === 1 ? l.tableFrame : -1;
-      this.cHuge = l.level === 2 ? pteFrame(l.lo, l.hi) - (pteFrame(l.lo, l.hi) % 512) : -1;
+  /**
+   * HostPtes.pte4K for a page about to be remapped: a cursor's page table when it holds `vpn`
+   * (no walk), else a walk that may split a THP, which changes a region the cursors may hold.
+   */
+  private pte4K(mm: Mm, vpn: number): void {
+    let table = this.cursor.tableOf(mm, vpn);
+    if (table < 0) table = this.treeCursor.tableOf(mm, vpn);
+    if (table >= 0) {
+      this.ptes.pteAt(mm, vpn, table, vpn % 512);
+      return;
     }
-    if (this.cHuge >= 0) return this.cHuge + (vpn % 512);
-    const lo = mem.entryLo(this.cTable, vpn % 512);
-    if ((lo & PTE_P) === 0) {
-      this.skipTo = vpn + 1;
-      return -1;
+    const splits = this.ptes.vmstat.thp_split_page;
+    this.ptes.pte4K(mm, vpn);
+    if (this.ptes.vmstat.thp_split_page !== splits) {
+      this.cursor.reset();
+      this.treeCursor.reset();
     }
-    return pteFrame(lo, mem.entryHi(this.cTable, vpn % 512));
   }
 
   /** should_skip_rmap_item (smart_scan): back off from pages that never merge. */
@@ -260,11 +251,10 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
   }
   /** write_protect_page (splitting a THP first, as try_to_merge_one_page does) */
   private writeProtect(item: number, pfn: number): void {
-    const slot = this.slots[this.items.mm[item]];
+    const mm = this.slots[this.items.mm[item]].mm;
     const vpn = this.items.addr[item];
-    this.ptes.pte4K(slot.mm, vpn);
-    this.ptes.setPte(slot.mm, vpn, pfn, false, true);
-    this.cKey = -1;
+    this.pte4K(mm, vpn);
+    this.ptes.setPte(mm, vpn, pfn, false, true);
     this.removeFromTree(item);
   }
 
@@ -275,13 +265,12 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
       return true;
     }
     if (this.mem.token[pfn] !== node.token) return false; // pages_identical failed
-    const slot = this.slots[this.items.mm[item]];
+    const mm = this.slots[this.items.mm[item]].mm;
     const vpn = this.items.addr[item];
-    this.ptes.pte4K(slot.mm, vpn);
-    this.ptes.setPte(slot.mm, vpn, node.kpfn, false, true); // replace_page
+    this.pte4K(mm, vpn);
+    this.ptes.setPte(mm, vpn, node.kpfn, false, true); // replace_page
     node.mapcount++;
     this.mem.free(pfn, 0); // the old page's only mapping went
-    this.cKey = -1;
     this.removeFromTree(item);
     return true;
   }
@@ -290,13 +279,12 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
   private mergeZero(item: number, pfn: number): void {
     const slot = this.slots[this.items.mm[item]];
     const vpn = this.items.addr[item];
-    this.ptes.pte4K(slot.mm, vpn);
+    this.pte4K(slot.mm, vpn);
     this.ptes.setPte(slot.mm, vpn, this.zeroPfn, false, true);
     slot.mm.rss--;
     this.mem.free(pfn, 0);
     this.zeroPages++;
     slot.zeroPages++;
-    this.cKey = -1;
   }
   /** unstable_tree_search_insert: a matching candidate (its pfn in this.page), or insert. */
   private unstableSearchInsert(item: number, pfn: number): number {
@@ -310,8 +298,7 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
       it.utok[other] === token
     ) {
       const slot = this.slots[it.mm[other]];
-      const opfn = this.pfnAt(slot.mm, it.addr[other]);
-      this.cKey = -1;
+      const opfn = this.treeCursor.pfnAt(slot.mm, it.addr[other]);
       const k = opfn < 0 ? 0 : this.mem.kind[opfn];
       // get_mergeable_page failed: the tree page is gone
       if ((k !== KIND_ANON && k !== KIND_THP) || this.stableOf[opfn] >= 0) return -1;
@@ -336,7 +323,6 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     if (npfn < 0) throw new Error("host out of memory");
     this.mem.token[npfn] = this.mem.token[pfn];
     this.ptes.setPte(mm, vpn, npfn, true, true);
-    this.cKey = -1;
     this.cowBreaks++;
     if (pfn === this.zeroPfn) {
       mm.rss++;
@@ -372,11 +358,11 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
   /** echo 2 > run: unmerge_and_remove_all_rmap_items (COW-break every KSM and zero pte). */
   unmergeAll(): void {
     const it = this.items;
+    this.treeCursor.reset();
     for (const slot of this.slots) {
       for (let i = slot.head; i >= 0; i = it.next[i]) {
         const vpn = it.addr[i];
-        const pfn = this.pfnAt(slot.mm, vpn);
-        this.cKey = -1;
+        const pfn = this.treeCursor.pfnAt(slot.mm, vpn);
         if (pfn >= 0 && (this.stableOf[pfn] >= 0 || pfn === this.zeroPfn))
           this.wpFault(slot.mm, vpn * 4096, pfn);
       }
