@@ -20,7 +20,7 @@ import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
 import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
 import { Host } from "../sim/host.js";
 import { HostPtes, VmStat } from "../sim/hostpte.js";
-import { gatherSurplus } from "../sim/hugetlb.js";
+import { gatherSurplus, returnUnusedSurplus } from "../sim/hugetlb.js";
 import { Ksm } from "../sim/ksm.js";
 import { Ksmtuned } from "../sim/ksmtuned.js";
 import type { Vcpu } from "../sim/kvm/vcpu.js";
@@ -34,7 +34,13 @@ import { parseLackey, TraceWorkload } from "../workload/lackey.js";
 import { SyntheticWorkload } from "../workload/patterns.js";
 import { Prng } from "../workload/prng.js";
 import { GuestContent, ImageRegistry } from "./content.js";
-import type { Scenario, VmEntry, WorkloadConfig } from "./schema.js";
+import {
+  type PolicyRange,
+  preallocShortfall,
+  QEMU_PREALLOC_ERROR,
+  vmPlacement,
+} from "./placement.js";
+import { hugepagesPerNode, type Scenario, type VmEntry, type WorkloadConfig } from "./schema.js";
 
 export type Backing = "4K" | "thp" | "2M" | "1G";
 
@@ -64,6 +70,9 @@ export interface SimVm {
   balloon: Balloon | null;
   /** killed by the host's OOM killer: when (simulated ms) and the kernel's report */
   oomKilled: { at: number; message: string } | null;
+  /** NUMA: the node of the CPU its vCPU runs on, and <numatune>'s policies over guest RAM */
+  homeNode: number;
+  placement: PolicyRange[];
 }
 
 export interface BuiltHost {
@@ -134,10 +143,21 @@ export function buildHost(input: ScenarioInput): BuiltHost {
     cpus: s.host.cpus,
     tlb: tlbConfig(s),
     pwc: s.host.cpu.pwc,
+    nodes: s.host.numa.nodes,
   });
   const reserved = new Map<number, number>();
-  reserved.set(2 * MiB, host.reserveHugePages(2097152, s.host.kernel.hugepages["2M"]));
-  reserved.set(GiB, host.reserveHugePages(1073741824, s.host.kernel.hugepages["1G"]));
+  for (const [key, size] of [
+    ["2M", 2097152],
+    ["1G", 1073741824],
+  ] as const) {
+    // vm.nr_hugepages round-robin over the nodes, or the boot parameter's per-node counts
+    const v = s.host.kernel.hugepages[key];
+    const perNode = hugepagesPerNode(v);
+    let n = 0;
+    if (perNode) for (const [node, c] of perNode) n += host.reserveHugePagesOnNode(size, node, c);
+    else n = host.reserveHugePages(size, v as number);
+    reserved.set(size, n);
+  }
   host.pools.get(2 * MiB)!.overcommit = s.host.kernel.overcommitHugepages["2M"];
   host.pools.get(GiB)!.overcommit = s.host.kernel.overcommitHugepages["1G"];
   const rng = new Prng(s.seed);
@@ -179,6 +199,8 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       guestLevel: entry.guest.pageSize === "1G" ? 3 : entry.guest.pageSize === "2M" ? 2 : 1,
       balloon: null,
       oomKilled: null,
+      homeNode: host.nodeOfCpu(index % host.cpus.length),
+      placement: [],
     };
     startVm(host, s, sv, vms, entry, rng.fork(index), input.traces, images);
     if (sv.mm) {
@@ -223,6 +245,14 @@ function startVm(
   images: ImageRegistry,
 ): void {
   const memory = sv.memory;
+  const placed = vmPlacement(sv.domain, sv.memory, host.mem.nodes);
+  if (placed.error) {
+    sv.state = "failed";
+    sv.error = placed.error;
+    return;
+  }
+  sv.placement = placed.ranges;
+  let prealloc = false;
   if (sv.backing === "2M" || sv.backing === "1G") {
     const size = sv.backing === "1G" ? GiB : 2 * MiB;
     if (sv.backing === "1G" && memory % GiB !== 0) sv.memory = Math.ceil(memory / GiB) * GiB;
@@ -233,11 +263,32 @@ function startVm(
     const committed = hugeReserved(vms, size);
     // short of free pages: surplus pages within nr_overcommit_hugepages (gather_surplus_pages)
     const short = needed - ((pool?.free.length ?? 0) - committed);
-    if (short > 0) gatherSurplus(host, size, short);
+    const surplusBefore = pool?.surplus ?? 0;
+    if (short > 0) gatherSurplus(host, size, short, sv.homeNode);
     if (!pool || pool.free.length - committed < needed) {
       sv.state = "failed";
       sv.error = `${QEMU_HUGEPAGE_ERROR} (needs ${needed} x ${sv.backing} pages, ${Math.max(0, (pool?.free.length ?? 0) - committed)} free)`;
       return;
+    }
+    // bound to nodes (placement.ts): QEMU mbinds, then preallocates; a page the bound nodes
+    // cannot give, even as a surplus page (2M only), fails the start
+    const bound = sv.placement.filter((r) => r.policy.mode === "bind");
+    if (bound.length > 0) {
+      prealloc = true;
+      const lack = preallocShortfall(pool, host.mem, bound, sv.homeNode);
+      const ok = lack.every(
+        (n, i) =>
+          n === 0 ||
+          (size === 2 * MiB && gatherSurplus(host, size, n, sv.homeNode, bound[i].policy.nodes)),
+      );
+      if (!ok) {
+        // QEMU exits: its reservation goes, and with it the surplus pages it had gathered
+        returnUnusedSurplus(host, size, pool.surplus - surplusBefore);
+        const free = bound.map((r) => r.hostNodes.map((n) => pool.freeOn(host.mem, n)).join("+"));
+        sv.state = "failed";
+        sv.error = `${QEMU_PREALLOC_ERROR} (needs ${needed} x ${sv.backing} pages on host node ${bound.map((r) => r.hostNodes.join(",")).join("; ")}, ${free.join("; ")} free there)`;
+        return;
+      }
     }
   }
   const name = sv.name;
@@ -253,6 +304,12 @@ function startVm(
           name: `/dev/hugepages${sv.backing === "1G" ? "1G" : ""}/libvirt/qemu/${name}`,
         })
       : mm.mmap(sv.memory, { kind: "anon", thp: sv.backing === "thp", name: `${name}-ram` });
+  // NUMA: the process runs on its vCPU's node (local policy); QEMU mbinds each cell's RAM as
+  // <numatune> says and preallocates bound hugepage RAM (placement.ts)
+  mm.homeNode = sv.homeNode;
+  for (const r of sv.placement) mm.mbind(hva + r.start, r.end - r.start, r.policy);
+  if (prealloc)
+    for (let off = 0; off < sv.memory; off += mm.vmas[0].pageSize) mm.fault(hva + off, true);
   const levels = entry.guest.levels ?? (s.host.cpu.la57 ? 5 : 4);
   const vm = host.createVm(mm, {
     name,

@@ -62,7 +62,22 @@ export const KsmSettingsSchema = z.strictObject({
   smart_scan: z.union([z.literal(0), z.literal(1)]).default(1),
 });
 
-export const HostSchema = z.strictObject({
+/**
+ * vm.nr_hugepages of one size: a count spread over the NUMA nodes round-robin, or the kernel's
+ * per-node boot syntax "0:512,1:256" (hugepages=, Documentation/admin-guide/kernel-parameters.txt)
+ */
+const HugepageCount = z.union([
+  z.number().int().nonnegative(),
+  z.string().regex(/^\d+:\d+(,\d+:\d+)*$/, "a count or per-node counts like '0:512,1:256'"),
+]);
+
+/** The per-node counts of a HugepageCount string ("0:512,1:256" -> [[0, 512], [1, 256]]). */
+export function hugepagesPerNode(v: number | string): Array<[number, number]> | null {
+  if (typeof v === "number") return null;
+  return v.split(",").map((p) => p.split(":").map(Number) as [number, number]);
+}
+
+const HostFields = z.strictObject({
   /** whole GiB: the simulator's frame allocator works in naturally aligned 1 GiB blocks */
   memory: Size.pipe(
     z.number().refine((v) => v > 0 && v % 2 ** 30 === 0, {
@@ -70,14 +85,16 @@ export const HostSchema = z.strictObject({
     }),
   ),
   cpus: z.number().int().positive().default(4),
+  /** NUMA nodes: memory (whole GiB per node) and CPUs split evenly (docs/sim.md) */
+  numa: z.strictObject({ nodes: z.number().int().min(1).max(16).default(1) }).default({ nodes: 1 }),
   cpu: CpuSchema.default(CpuSchema.parse({})),
   kernel: z
     .strictObject({
       /** vm.nr_hugepages per size, e.g. {2M: 1024, 1G: 4} */
       hugepages: z
         .strictObject({
-          "2M": z.number().int().nonnegative().default(0),
-          "1G": z.number().int().nonnegative().default(0),
+          "2M": HugepageCount.default(0),
+          "1G": HugepageCount.default(0),
         })
         .default({ "2M": 0, "1G": 0 }),
       /** nr_overcommit_hugepages per size: surplus huge pages allowed beyond the pool */
@@ -123,6 +140,33 @@ export const HostSchema = z.strictObject({
       mom: z.strictObject({ intervalS: z.number().positive().default(10) }).optional(),
     })
     .default({}),
+});
+
+/** Cross-field rules: memory and CPUs split evenly over the NUMA nodes; per-node pools name nodes. */
+export const HostSchema = HostFields.superRefine((h, ctx) => {
+  const nodes = h.numa.nodes;
+  const gib = h.memory / 2 ** 30;
+  if (gib % nodes !== 0)
+    ctx.addIssue({
+      code: "custom",
+      path: ["numa", "nodes"],
+      message: `${gib} GiB of host memory does not split into whole GiB over ${nodes} nodes`,
+    });
+  if (h.cpus % nodes !== 0)
+    ctx.addIssue({
+      code: "custom",
+      path: ["numa", "nodes"],
+      message: `${h.cpus} CPUs do not split evenly over ${nodes} nodes`,
+    });
+  for (const size of ["2M", "1G"] as const) {
+    const bad = hugepagesPerNode(h.kernel.hugepages[size])?.find(([n]) => n >= nodes);
+    if (bad)
+      ctx.addIssue({
+        code: "custom",
+        path: ["kernel", "hugepages", size],
+        message: `node ${bad[0]} does not exist (host.numa.nodes is ${nodes})`,
+      });
+  }
 });
 
 export const ContentSchema = z.union([

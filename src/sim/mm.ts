@@ -61,6 +61,8 @@ export interface Vma {
   readonly name: string;
   /** the VMA's NUMA memory policy (mbind; numa.ts); the task's local policy when absent */
   policy?: MemPolicy;
+  /** policies of sub-ranges (mbind of part of the VMA, which the kernel does by splitting it) */
+  policies?: Array<{ start: number; end: number; policy: MemPolicy }>;
 }
 
 export { HugetlbPool } from "./hugetlb.js";
@@ -155,6 +157,17 @@ export class Mm implements TableSpace {
     this.vmas.push(vma);
     this.vmas.sort((a, b) => a.start - b.start);
     return start;
+  }
+
+  /** mbind(hva, len, policy): set the memory policy of a range of one VMA. */
+  mbind(hva: number, len: number, policy: MemPolicy): void {
+    const vma = this.findVma(hva);
+    if (!vma || hva + len > vma.end) throw new RangeError("mbind range is not inside one VMA");
+    if (hva === vma.start && len === vma.end - vma.start) vma.policy = policy;
+    else {
+      vma.policies ??= [];
+      vma.policies.push({ start: hva, end: hva + len, policy });
+    }
   }
 
   findVma(hva: number): Vma | undefined {
@@ -266,7 +279,12 @@ export class Mm implements TableSpace {
     const pol = this.pol;
     const unit = pool ? vma.pageSize : order === 9 ? 2097152 : 4096;
     const ilx = Math.floor((hva - vma.start) / unit);
-    resolvePolicy(vma.policy ?? DEFAULT_POLICY, this.homeNode, ilx, pol);
+    let policy = vma.policy ?? DEFAULT_POLICY;
+    const ranges = vma.policies;
+    if (ranges)
+      for (let i = 0; i < ranges.length; i++)
+        if (hva >= ranges[i].start && hva < ranges[i].end) policy = ranges[i].policy;
+    resolvePolicy(policy, this.homeNode, ilx, pol);
     const pfn = pool
       ? pool.dequeue(this.mem, pol[0], pol[1])
       : this.mem.allocFrom(order as 0 | 9, kind, pol[0], pol[1], this.homeNode);
