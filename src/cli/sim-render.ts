@@ -58,6 +58,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
   out.push(renderKsm(r));
   out.push(renderBalloons(r));
   out.push(renderSwap(r));
+  out.push(renderGuestSwap(r));
   out.push("\n  exits by reason\n");
   out.push(
     table(
@@ -139,6 +140,45 @@ function renderSwap(r: ScenarioResult): string {
   );
 }
 
+/**
+ * The guests' own swap, when any guest has a swap disk: what each guest swapped, its faults,
+ * and the host RSS beside it (the frames a guest freed by swapping stay backed on the host).
+ */
+function renderGuestSwap(r: ScenarioResult): string {
+  const vms = r.vms.filter((v) => v.state === "running" && v.guestSwap);
+  if (vms.length === 0) return "";
+  const b = formatBytesHuman;
+  return `\n  guest swap (inside the VMs: double paging, the host keeps backing what a guest swapped)\n${table(
+    vms.map((v) => {
+      const g = v.guestSwap!;
+      return [
+        v.name,
+        b(g.totalBytes),
+        b(g.usedBytes),
+        String(g.pswpout),
+        String(g.pswpin),
+        String(g.pgmajfault),
+        String(g.pgfault),
+        String(g.requests),
+        b(v.rssBytes),
+      ];
+    }),
+    {
+      header: [
+        "vm",
+        "swap",
+        "used",
+        "pswpout",
+        "pswpin",
+        "pgmajfault",
+        "pgfault",
+        "blk reqs",
+        "host RSS",
+      ],
+    },
+  )}`;
+}
+
 /** Each balloon that moved: target, size, what the host got back, and why not when it did not. */
 function renderBalloons(r: ScenarioResult): string {
   const vms = r.vms.filter(
@@ -158,11 +198,21 @@ function renderBalloons(r: ScenarioResult): string {
       String(b.hugePagesToPool),
       mib(b.reportedBytes),
       String(b.oomDeflations),
+      b.latency.reached ? `${b.latency.lastMs.toFixed(0)} ms` : "-",
     ];
   });
+  const lat = (v: (typeof vms)[number]) => {
+    const l = v.balloon!.latency;
+    if (l.targetChanges <= 1 && l.pendingSinceMs === null) return "";
+    const pending =
+      l.pendingSinceMs === null ? "" : `, pending since ${l.pendingSinceMs.toFixed(0)} ms`;
+    return (
+      `    ${v.name}: balloon latency over ${l.targetChanges} target changes: ${l.reached} reached ` +
+      `(mean ${l.meanMs.toFixed(0)} ms, max ${l.maxMs.toFixed(0)} ms), ${l.superseded} superseded${pending}\n`
+    );
+  };
   const notes = vms
-    .filter((v) => v.balloon!.note)
-    .map((v) => `    ${v.name}: ${v.balloon!.note}\n`)
+    .map((v) => (v.balloon!.note ? `    ${v.name}: ${v.balloon!.note}\n` : "") + lat(v))
     .join("");
   return `\n  virtio-balloon\n${table(rows, {
     header: [
@@ -175,6 +225,7 @@ function renderBalloons(r: ScenarioResult): string {
       "huge->pool",
       "reported",
       "oom defl",
+      "latency",
     ],
   })}${notes}`;
 }
@@ -244,7 +295,8 @@ function downsample(xs: number[], n: number): number[] {
 export function seriesCsv(r: ScenarioResult): string {
   const rows = [
     "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits," +
-      "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile",
+      "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile," +
+      "balloon_bytes,guest_swap_bytes",
   ];
   for (const s of r.series) {
     for (const v of s.vms)
@@ -264,6 +316,8 @@ export function seriesCsv(r: ScenarioResult): string {
           s.ksm.sharing,
           s.ksm.unshared,
           s.ksm.volatile,
+          v.balloon,
+          v.guestSwap,
         ].join(","),
       );
   }
@@ -315,6 +369,12 @@ export function htmlReport(r: ScenarioResult, text: string): string {
       title: "Balloon size per VM (MiB)",
       data: pick((v) => v.balloon / 1048576),
       extra: [{ label: "host free", data: r.series.map((s) => s.hostFree / 1048576) }],
+    });
+  if (r.vms.some((v) => v.guestSwap))
+    charts.push({
+      title: "Guest swap per VM (MiB, inside the guests)",
+      data: pick((v) => v.guestSwap / 1048576),
+      extra: [],
     });
   if (r.host.ksm.pages_scanned > 0) {
     const host = (

@@ -18,6 +18,7 @@ import type { Cpu } from "../sim/cpu/cpu.js";
 import type { TlbConfig } from "../sim/cpu/tlb.js";
 import { GOLDEN_COVE_TLB } from "../sim/cpu/tlb.js";
 import { GuestOs, type GuestProcess } from "../sim/guest/os.js";
+import { GuestSwap } from "../sim/guest/swap.js";
 import { Host } from "../sim/host.js";
 import { HostPtes, VmStat } from "../sim/hostpte.js";
 import { gatherSurplus, returnUnusedSurplus } from "../sim/hugetlb.js";
@@ -203,6 +204,9 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       placement: [],
     };
     startVm(host, s, sv, vms, entry, rng.fork(index), input.traces, images);
+    // the guest's own swap disk; its reclaim runs on the VM's vCPU (sim/guest/swap.ts)
+    if (sv.os && entry.guest.swap > 0)
+      new GuestSwap(sv.os, entry.guest.swap).cpu = { cpu: sv.cpu!, vcpu: sv.vcpu! };
     if (sv.mm) {
       // QEMU madvises guest RAM MADV_MERGEABLE (memory_try_enable_merging) unless the machine
       // has mem-merge=off, which libvirt sets for <memoryBacking><nosharepages/>; hugetlbfs

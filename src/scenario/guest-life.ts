@@ -3,10 +3,12 @@
  * kernel's page allocation with a deflate-on-oom balloon, processes exiting, the idle dirty
  * rate, the warm-up leaving the workload's content, and what ksmtuned and MOM read.
  *
- * How it works: allocGuest is the guest's alloc_page: out of memory, a balloon with
- * VIRTIO_BALLOON_F_DEFLATE_ON_OOM gives pages back (virtio_balloon_oom_notify) and the guest
- * tries again. exitProcesses unmaps the workload's 4 KiB data pages from every guest process
- * and frees them in the guest (the host keeps backing them). idleWrites makes a finished guest
+ * How it works: allocGuest is the guest's alloc_page: out of memory, a guest with swap reclaims
+ * first (__alloc_pages_slowpath: direct reclaim, sim/guest/swap.ts), then a balloon with
+ * VIRTIO_BALLOON_F_DEFLATE_ON_OOM gives pages back (virtio_balloon_oom_notify, called from
+ * out_of_memory) and the guest tries again. guestFault is the guest's #PF handler for a
+ * not-present pte: do_swap_page for a swap entry, else do_anonymous_page. exitProcesses unmaps the workload's 4 KiB data pages from every guest process
+ * and frees them in the guest (the host keeps backing them); their swap entries free their slots. idleWrites makes a finished guest
  * write `dirtyRate` random pages of its footprint per simulated second through its vCPU and MMU
  * (EPT violations, COW breaks and swap-ins included). ksmtunedInputs and momInputs are the
  * /proc figures the two daemons read. Pure: no Node APIs.
@@ -19,18 +21,44 @@ import { ACCESS_WRITE } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
 import { pteLeafFrame } from "../x86/pte.js";
 import type { SimVm } from "./build.js";
-import type { VmRunState } from "./run.js";
+import { GUEST_FAULT_CYCLES, type VmRunState } from "./run.js";
 
-/** The guest kernel allocates a data page; a deflate-on-oom balloon gives pages back first. */
+/**
+ * The guest kernel allocates a data page: out of 4K pages it reclaims to its swap, then a
+ * deflate-on-oom balloon gives pages back.
+ */
 export function allocGuest(sv: SimVm, level: number): number {
   const os = sv.os!;
   for (;;) {
+    if (level === 1 && os.free4K === 0 && os.swap && os.swap.reclaim() > 0) continue;
     try {
       return os.allocData(level);
     } catch (e) {
       if (level !== 1 || !sv.balloon || sv.balloon.oomDeflate() === 0) throw e;
     }
   }
+}
+
+/**
+ * The guest's #PF handler for a not-present pte at `vpn` of `p`: a swap entry is read back
+ * (do_swap_page: a major fault), anything else gets a fresh page of the guest's page size
+ * (do_anonymous_page). Returns the guest kernel's cycles (the caller retries the access).
+ */
+export function guestFault(sv: SimVm, p: GuestProcess, vpn: number): number {
+  const os = sv.os!;
+  const swap = os.swap;
+  if (swap) {
+    const before = swap.cycles;
+    if (swap.swapIn(p, vpn, () => allocGuest(sv, 1))) return swap.cycles - before;
+  }
+  const level = sv.guestLevel;
+  const before = swap?.cycles ?? 0;
+  os.map(p, vpn - (vpn % LEVEL_PAGES[level]), allocGuest(sv, level), level, {
+    write: true,
+    user: true,
+    exec: true,
+  });
+  return GUEST_FAULT_CYCLES[level] + (swap ? swap.cycles - before : 0);
 }
 
 /** Give the frame behind `vpn` of guest process `p` its first-touch content again. */
@@ -63,6 +91,7 @@ export function exitProcesses(st: VmRunState, rec: WalkRecord): void {
   const last = Math.floor((w.base + w.footprint - 1) / 4096);
   for (const p of procs) {
     for (let vpn = first; vpn <= last; vpn++) {
+      if (os!.swap?.drop(p, vpn)) continue; // a swapped page: its slot is freed
       const leaf = os!.lookup(p, vpn);
       if (leaf?.level !== 1) continue;
       os!.unmap(p, vpn);
@@ -80,7 +109,7 @@ export function idleWrites(st: VmRunState, ms: number, rec: WalkRecord): void {
   st.idleOwed += (w.dirtyRate * ms) / 1000;
   const n = Math.floor(st.idleOwed);
   st.idleOwed -= n;
-  const { cpu, vcpu, os, procs } = st.sv;
+  const { cpu, vcpu, procs } = st.sv;
   const p = procs[0];
   cpu!.movCr3(vcpu!, p.root, p.pcid, true, rec);
   const first = Math.floor(w.base / 4096);
@@ -89,12 +118,7 @@ export function idleWrites(st: VmRunState, ms: number, rec: WalkRecord): void {
     const vpn = first + st.idleRng.below(pages);
     let status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
     if (status === STATUS_GUEST_PF) {
-      const level = st.sv.guestLevel;
-      os!.map(p, vpn - (vpn % LEVEL_PAGES[level]), allocGuest(st.sv, level), level, {
-        write: true,
-        user: true,
-        exec: true,
-      });
+      guestFault(st.sv, p, vpn);
       status = cpu!.access(vcpu!, vpn, 0, ACCESS_WRITE, rec);
     }
     if (status !== STATUS_OK) throw new Error(`${st.sv.name}: idle write ended with ${status}`);

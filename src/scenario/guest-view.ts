@@ -9,8 +9,11 @@
  * VIR_DOMAIN_MEMORY_STAT_* as virsh prints them (actual, swap_in, swap_out, major_fault,
  * minor_fault, unused, available, usable, last_update, disk_caches, rss), in KiB; the guest's
  * own statistics (all but actual and rss) exist only with <memballoon><stats period='N'/>, as
- * QEMU polls them only then. The guest swaps nothing and reads no files here: swap_in,
- * swap_out, major_fault and disk_caches are 0. Pure: no Node APIs.
+ * QEMU polls them only then. A guest with swap (guest.swap) shows SwapTotal/SwapFree and the
+ * Swap line of `free`; the balloon driver reports swap_in/swap_out as bytes
+ * (update_balloon_stats: pages_to_bytes(events[PSWPIN])) and libvirt prints KiB; major_fault is
+ * PGMAJFAULT and minor_fault is PGFAULT (all faults: the driver sends events[PGFAULT]). The
+ * guest reads no files here: disk_caches is 0. Pure: no Node APIs.
  */
 import { freeFigures, freeTable } from "../units/free.js";
 import type { SimVm } from "./build.js";
@@ -30,25 +33,34 @@ export function guestView(sv: SimVm, guestFaults: number, nowMs: number): GuestV
   const ramPages = sv.memory / 4096;
   const totalKiB = (b ? b.guestTotalPages : ramPages) * 4;
   const freeKiB = sv.os.free4K * 4;
+  const swap = sv.os.swap;
+  const swapTotalKiB = swap ? swap.slots * 4 : 0;
+  const swapFreeKiB = swap ? (swap.slots - swap.used) * 4 : 0;
   const meminfo =
     kb("MemTotal", totalKiB) +
     kb("MemFree", freeKiB) +
     kb("MemAvailable", freeKiB) +
     kb("Buffers", 0) +
     kb("Cached", 0) +
-    kb("SwapTotal", 0) +
-    kb("SwapFree", 0);
+    kb("SwapTotal", swapTotalKiB) +
+    kb("SwapFree", swapFreeKiB);
   const freeG = freeTable(
-    freeFigures({ MemTotal: totalKiB, MemFree: freeKiB, MemAvailable: freeKiB }),
+    freeFigures({
+      MemTotal: totalKiB,
+      MemFree: freeKiB,
+      MemAvailable: freeKiB,
+      SwapTotal: swapTotalKiB,
+      SwapFree: swapFreeKiB,
+    }),
     { unit: "g" },
   );
   const stat: Record<string, number> = {};
   if (b) stat.actual = (ramPages - b.pages.length) * 4;
   const period = sv.domain.memballoon.statsPeriod ?? 0;
   if (b && period > 0) {
-    stat.swap_in = 0;
-    stat.swap_out = 0;
-    stat.major_fault = 0;
+    stat.swap_in = (swap?.pswpin ?? 0) * 4;
+    stat.swap_out = (swap?.pswpout ?? 0) * 4;
+    stat.major_fault = swap?.pgmajfault ?? 0;
     stat.minor_fault = guestFaults;
     stat.unused = freeKiB;
     stat.available = totalKiB;

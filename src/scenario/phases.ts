@@ -72,7 +72,7 @@ export function timelineTarget(run: ScenarioRun): TimelineTarget {
       // virsh setmem -> qemuMonitorSetBalloon; no balloon device: libvirt refuses
       if (!st.sv.balloon) return `${vm} has no balloon device (<memballoon model='none'/>)`;
       if (targetBytes > st.sv.memory) return `${vm}: target above the guest's memory`;
-      st.sv.balloon.setTarget(targetBytes);
+      st.sv.balloon.setTarget(targetBytes, run.timeMs);
       return null;
     },
   };

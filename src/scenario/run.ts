@@ -9,7 +9,8 @@
  * guest access (Cpu.access: TLB, 2D or shadow walk, EPT violations and shadow faults handled by
  * KVM), a guest context switch (MOV CR3 with PCID, a CR_ACCESS exit under shadow paging), or an
  * I/O exit. A guest #PF on a not-present page is the guest kernel's demand paging: it maps a
- * fresh page of the guest's page size and the access is retried. Guest timer interrupts exit at
+ * fresh page of the guest's page size, or reads a page of its own swap back (guest-life.ts
+ * guestFault), and the access is retried. Guest timer interrupts exit at
  * `timerHz` of simulated time. Samples of every counter are taken at evenly spaced accesses.
  * Pure: no Node APIs.
  */
@@ -32,14 +33,13 @@ import {
   EXIT_EXTERNAL_INTERRUPT,
   PF_P,
 } from "../x86/faults.js";
-import { LEVEL_PAGES } from "../x86/paging.js";
 import type { BuiltHost, SimVm } from "./build.js";
 import { type Sample, takeSample } from "./samples.js";
 import { warmup } from "./warmup.js";
 
 export { type Sample, totalExits } from "./samples.js";
 
-import { allocGuest, exitProcesses, idleWrites, ksmtunedInputs, momInputs } from "./guest-life.js";
+import { exitProcesses, guestFault, idleWrites, ksmtunedInputs, momInputs } from "./guest-life.js";
 import { timelineTarget } from "./phases.js";
 import { Timeline, type TimelineTarget } from "./timeline.js";
 
@@ -319,17 +319,9 @@ export class ScenarioRun {
       let c0 = rec.cycles;
       k[C.abortedRefs] += rec.abortedRefs;
       if (status === STATUS_GUEST_PF && (rec.faultCode[0] & PF_P) === 0) {
-        // demand paging in the guest kernel, then the access again
-        const os = st.sv.os!;
-        const level = st.sv.guestLevel;
-        const head = vpn - (vpn % LEVEL_PAGES[level]);
-        os.map(st.sv.procs[st.proc % st.sv.procs.length], head, allocGuest(st.sv, level), level, {
-          write: true,
-          user: true,
-          exec: true,
-        });
+        // demand paging (or a swap-in) in the guest kernel, then the access again
+        c0 += guestFault(st.sv, st.sv.procs[st.proc % st.sv.procs.length], vpn);
         k[C.guestFaults]++;
-        c0 += GUEST_FAULT_CYCLES[level];
         status = cpu.access(vcpu, vpn, offset, access, rec);
         c0 += rec.cycles;
         k[C.abortedRefs] += rec.abortedRefs;

@@ -1,7 +1,7 @@
 /**
  * Samples of a scenario run: every counter the time series shows (per-VM RSS, accesses, cycles
- * per access, TLB hit rate, exits, KSM merging pages, balloon size; host free memory, swap used
- * and the KSM sysfs counters), taken at evenly spaced accesses and idle steps. Pure.
+ * per access, TLB hit rate, exits, KSM merging pages, balloon size, guest swap; host free memory,
+ * swap used and the KSM sysfs counters), taken at evenly spaced accesses and idle steps. Pure.
  */
 import { EXIT_REASON_COUNT } from "../x86/faults.js";
 import type { BuiltHost, SimVm } from "./build.js";
@@ -22,6 +22,8 @@ export interface Sample {
     ksmMerging: number;
     /** bytes in the VM's balloon */
     balloon: number;
+    /** bytes in the guest's own swap (guest.swap) */
+    guestSwap: number;
   }>;
   hostFree: number;
   /** bytes in swap */
@@ -65,6 +67,7 @@ export function takeSample(
         exits: totalExits(st.sv) - st.exitBase.reduce((a, b) => a + b, 0),
         ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
         balloon: (st.sv.balloon?.pages.length ?? 0) * 4096,
+        guestSwap: (st.sv.os?.swap?.used ?? 0) * 4096,
       };
     }),
     ksm: {

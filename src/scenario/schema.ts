@@ -219,10 +219,17 @@ export const WorkloadSchema = z.strictObject({
   exitAtEnd: z.boolean().default(false),
 });
 
-export const GuestSchema = z.strictObject({
-  levels: z.union([z.literal(4), z.literal(5)]).optional(),
-  pageSize: PageSize.default("4K"),
-});
+export const GuestSchema = z
+  .strictObject({
+    levels: z.union([z.literal(4), z.literal(5)]).optional(),
+    pageSize: PageSize.default("4K"),
+    /** the guest's own swap device (a virtio-blk disk): the guest reclaims to it (docs/sim.md) */
+    swap: Size.default(0),
+  })
+  .refine((g) => g.swap === 0 || g.pageSize === "4K", {
+    message: "guest swap needs 4K guest pages (kvmem's guest swaps only 4 KiB data pages)",
+    path: ["swap"],
+  });
 
 export const VmSchema = z
   .strictObject({
@@ -233,7 +240,7 @@ export const VmSchema = z
     xml: z.string().optional(),
     /** a workload name from `workloads`, or one inline */
     workload: z.union([z.string(), WorkloadSchema]),
-    guest: GuestSchema.default({ pageSize: "4K" }),
+    guest: GuestSchema.default({ pageSize: "4K", swap: 0 }),
     /** override the domain's backing: 4K anonymous, thp, or hugetlbfs 2M/1G */
     backing: z.enum(["4K", "thp", "2M", "1G"]).optional(),
   })

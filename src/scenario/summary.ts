@@ -64,6 +64,33 @@ export interface VmResult {
     reportedBytes: number;
     /** why the balloon frees no host RAM, when it does not */
     note: string;
+    /**
+     * balloon latency: from a target change (currentMemory at start, setmem, MOM) until
+     * `actual` reached it: changes that needed a move, reached, superseded, ms; pendingSinceMs
+     * when the balloon has not reached its target (null: it has)
+     */
+    latency: {
+      targetChanges: number;
+      reached: number;
+      superseded: number;
+      meanMs: number;
+      maxMs: number;
+      lastMs: number;
+      pendingSinceMs: number | null;
+    };
+  } | null;
+  /** the guest's own swap (null: the guest has none): guest /proc/vmstat and swap use */
+  guestSwap: {
+    totalBytes: number;
+    usedBytes: number;
+    pswpin: number;
+    pswpout: number;
+    pgmajfault: number;
+    /** PGFAULT: the guest's page faults in the measured run (major ones included) */
+    pgfault: number;
+    allocstall: number;
+    /** virtio-blk requests to the swap disk (I/O exits) */
+    requests: number;
   } | null;
   /** the guest's view: /proc/meminfo, free -g, and virsh dommemstat */
   guest: { meminfo: string; freeG: string; dommemstat: Record<string, number> } | null;
@@ -150,6 +177,30 @@ function balloonOf(sv: SimVm): VmResult["balloon"] {
       : b.outOfPuff
         ? "the guest has no free memory left to give the balloon"
         : "",
+    latency: {
+      targetChanges: b.latency.changes,
+      reached: b.latency.reached,
+      superseded: b.latency.superseded,
+      meanMs: b.latency.reached ? b.latency.totalMs / b.latency.reached : 0,
+      maxMs: b.latency.maxMs,
+      lastMs: b.latency.lastMs,
+      pendingSinceMs: b.pendingSince >= 0 ? b.pendingSince : null,
+    },
+  };
+}
+
+function guestSwapOf(sv: SimVm, pgfault: number): VmResult["guestSwap"] {
+  const w = sv.os?.swap;
+  if (!w) return null;
+  return {
+    totalBytes: w.slots * 4096,
+    usedBytes: w.used * 4096,
+    pswpin: w.pswpin,
+    pswpout: w.pswpout,
+    pgmajfault: w.pgmajfault,
+    pgfault,
+    allocstall: w.allocstall,
+    requests: w.requests,
   };
 }
 
@@ -226,6 +277,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       rssBytes: (sv.mm?.rss ?? 0) * 4096,
       ksm: ksmOf(b, sv.mm),
       balloon: balloonOf(sv),
+      guestSwap: guestSwapOf(sv, k[C.guestFaults]),
       guest: guestView(sv, k[C.guestFaults], run.timeMs),
       guestFreedPages: st?.freedPages ?? 0,
       oomKilled: sv.oomKilled

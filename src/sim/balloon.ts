@@ -23,7 +23,10 @@
  * 2 s (PAGE_REPORTING_DELAY) and QEMU discards it, without the guest losing it.
  * Simplified: a 4 KiB discard inside a THP frees the 4 KiB at once (the kernel defers it to the
  * deferred-split shrinker); the guest driver takes its pages from the top of the guest's 4 KiB
- * data zone, so only guests with 4 KiB data pages balloon much.
+ * data zone, so only guests with 4 KiB data pages balloon much. A guest with swap (guest/swap.ts)
+ * out of free pages reclaims once per page (balloon_page_alloc's __GFP_NORETRY allows direct
+ * reclaim but no OOM kill), so a balloon below the working set pushes the guest into swapping.
+ * Balloon latency: the time from a target change until `actual` equals it.
  *
  * Invariants (assertInvariants): with 4 KiB or THP backing no 4 KiB host pte maps a ballooned
  * gfn (a later THP fault of a neighbour may back its whole 2 MiB again, as on Linux); every
@@ -77,6 +80,12 @@ export class Balloon {
   reported = 0;
   /** the last inflate/deflate ran out of guest memory (fill_balloon: "Out of puff!") */
   outOfPuff = false;
+  /**
+   * balloon latency: target changes the balloon had to move for, how many it reached and how
+   * long each took (from the change to `actual` equal to the target), superseded ones
+   */
+  readonly latency = { changes: 0, reached: 0, superseded: 0, totalMs: 0, maxMs: 0, lastMs: 0 };
+  private pendingSinceMs = -1;
   private owed = 0;
   /** the guest deflated on OOM: it leaves the target alone until the host sets a new one */
   private oomHold = false;
@@ -100,11 +109,28 @@ export class Balloon {
     this.pagesPerMs = opts.pagesPerMs ?? BALLOON_BATCH;
   }
 
-  /** virtio_balloon_to_target: the guest should end up with `bytes` of RAM. */
-  setTarget(bytes: number): void {
+  /**
+   * virtio_balloon_to_target: the guest should end up with `bytes` of RAM, from `nowMs` on.
+   * A target the balloon does not hold yet starts a latency measurement (a new target before
+   * it is reached supersedes it; the same target again lets the clock run on).
+   */
+  setTarget(bytes: number, nowMs = 0): void {
+    const old = this.targetPages;
     const want = this.opts.ramPages - Math.floor(bytes / 4096);
     this.targetPages = Math.max(0, Math.min(this.opts.ramPages, want));
     this.oomHold = false;
+    if (this.pendingSinceMs >= 0 && this.targetPages === old) return;
+    if (this.pendingSinceMs >= 0) this.latency.superseded++;
+    this.pendingSinceMs = -1;
+    if (this.pages.length !== this.targetPages) {
+      this.pendingSinceMs = nowMs;
+      this.latency.changes++;
+    }
+  }
+
+  /** simulated ms since the target the balloon is still moving towards was set (-1: none) */
+  get pendingSince(): number {
+    return this.pendingSinceMs;
   }
 
   /** The guest's RAM as its /proc/meminfo MemTotal counts it, in 4 KiB pages. */
@@ -118,6 +144,7 @@ export class Balloon {
     let budget = Math.floor(this.owed);
     this.owed -= budget;
     this.outOfPuff = false;
+    const start = budget;
     while (budget > 0 && !this.oomHold && this.pages.length !== this.targetPages) {
       if (this.pages.length < this.targetPages) {
         if (!this.inflateOne()) {
@@ -129,6 +156,17 @@ export class Balloon {
       budget--;
     }
     if (this.pages.length === this.targetPages || this.oomHold) this.owed = 0;
+    if (this.pendingSinceMs >= 0 && this.pages.length === this.targetPages) {
+      // reached after the pages this step moved, at the driver's rate from the step's start
+      const from = Math.max(this.pendingSinceMs, nowMs - ms);
+      const at = Math.min(nowMs, from + (start - budget) / this.pagesPerMs);
+      const l = this.latency;
+      l.lastMs = at - this.pendingSinceMs;
+      l.reached++;
+      l.totalMs += l.lastMs;
+      l.maxMs = Math.max(l.maxMs, l.lastMs);
+      this.pendingSinceMs = -1;
+    }
     if (this.opts.freePageReporting && nowMs >= this.nextReportMs) {
       this.reportFree();
       this.nextReportMs = nowMs + REPORTING_DELAY_MS;
@@ -149,7 +187,9 @@ export class Balloon {
   }
 
   private inflateOne(): boolean {
-    const gfn = this.os.takeFree4K();
+    let gfn = this.os.takeFree4K();
+    // balloon_page_alloc's __GFP_NORETRY: one light direct reclaim (the guest swaps), no OOM
+    if (gfn < 0 && this.os.swap && this.os.swap.reclaim() > 0) gfn = this.os.takeFree4K();
     if (gfn < 0) return false;
     this.pages.push(gfn);
     this.inflated++;

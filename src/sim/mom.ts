@@ -85,7 +85,7 @@ export class MomPolicy {
         const cur = (b.opts.ramPages - b.pages.length) * 4;
         const t = momTarget(hfp, cur, b.opts.ramPages * 4, g.unusedKiB);
         if (t === null) continue;
-        b.setTarget(Math.floor(t) * 1024);
+        b.setTarget(Math.floor(t) * 1024, this.nextMs);
         this.log.push({
           atMs: this.nextMs,
           hostFreePercent: hfp,

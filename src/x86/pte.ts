@@ -111,3 +111,31 @@ export function pteFlagNames(lo: number, hi: number, leaf: boolean): string[] {
   if (hi & PTE_XD_HI) names.push("XD");
   return names;
 }
+
+/**
+ * Swap entries, as x86-64 Linux keeps them in a non-present pte since the L1TF mitigation
+ * (arch/x86/include/asm/pgtable_64.h: __swp_entry with SWP_TYPE_BITS = 5 and
+ * SWP_OFFSET_FIRST_BIT = _PAGE_BIT_PROTNONE + 1 = 9): P is clear, the swap type sits in bits
+ * 59..63 and the offset, inverted, in bits 9..58, so the address bits never name real memory.
+ */
+const SWP_LO_BITS = 0x800000; // offset bits held in the lo half (bits 9..31)
+const SWP_HI_MASK = 0x07ffffff; // offset bits 23..49 in hi bits 0..26 (pte bits 32..58)
+
+/** lo half of the swap pte for `offset` (type bits are in the hi half). */
+export function makeSwapPteLo(offset: number): number {
+  return ((SWP_LO_BITS - 1 - (offset % SWP_LO_BITS)) * 512) >>> 0;
+}
+
+/** hi half of the swap pte for `offset` on swap device `type` (0..31). */
+export function makeSwapPteHi(offset: number, type = 0): number {
+  return ((SWP_HI_MASK - Math.floor(offset / SWP_LO_BITS)) | (type << 27)) >>> 0;
+}
+
+/** __swp_offset of a swap pte. */
+export function swapPteOffset(lo: number, hi: number): number {
+  return SWP_LO_BITS - 1 - (lo >>> 9) + (SWP_HI_MASK - (hi & SWP_HI_MASK)) * SWP_LO_BITS;
+}
+
+/** A swap entry: not present and not pte_none. */
+export const isSwapPte = (lo: number, hi: number): boolean =>
+  (lo & PTE_P) === 0 && (lo !== 0 || hi !== 0);

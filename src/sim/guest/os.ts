@@ -9,7 +9,10 @@
  * stores through Vm.writeGuestEntry, so under shadow paging a store to a table KVM shadows traps
  * exactly as it would from a real guest. Data pages come from zones for 4K, 2M and 1G pages,
  * naturally aligned. map/unmap/protect are the guest's set_pte/pte_clear/mprotect; callers issue INVLPG
- * through the CPU as a guest kernel would after changing a present entry.
+ * through the CPU as a guest kernel would after changing a present entry. A guest with a swap
+ * device (swap.ts) keeps a reverse map of its processes' 4K data pages, filled by map and
+ * emptied by unmap (page_add_new_anon_rmap / page_remove_rmap), so its reclaim can find the pte
+ * behind a guest frame.
  */
 import { LEVEL_PAGES, type PagingMode } from "../../x86/paging.js";
 import {
@@ -22,9 +25,11 @@ import {
   PTE_RW,
   PTE_US,
   PTE_XD_HI,
+  pteLeafFrame,
 } from "../../x86/pte.js";
 import { descend, findLeaf, LeafRef, type TableSpace } from "../../x86/tables.js";
 import type { Vm } from "../kvm/vm.js";
+import type { GuestSwap } from "./swap.js";
 
 export interface Prot {
   write: boolean;
@@ -55,6 +60,10 @@ const MiB_PAGES = 256;
 
 export class GuestOs implements TableSpace {
   readonly processes = new Map<string, GuestProcess>();
+  /** processes by pcid - 1 */
+  readonly byPcid: GuestProcess[] = [];
+  /** the guest's swap device and reclaim (null: no swap) */
+  swap: GuestSwap | null = null;
   /** swapper_pg_dir */
   readonly kernelRoot: number;
   readonly mode: PagingMode;
@@ -69,6 +78,8 @@ export class GuestOs implements TableSpace {
   private next1G: number;
   private readonly leaf = new LeafRef();
   private readonly entry = new Uint32Array(2);
+  /** [first, end) gfns of the 4K data zone as booted (the balloon later takes its top) */
+  readonly data4K: readonly [number, number];
 
   constructor(
     readonly vm: Vm,
@@ -78,6 +89,7 @@ export class GuestOs implements TableSpace {
     this.tableEnd = z.tableEndMiB * MiB_PAGES;
     this.next4K = this.tableEnd;
     this.end4K = z.end4KMiB * MiB_PAGES;
+    this.data4K = [this.next4K, this.end4K];
     this.next2M = Math.ceil(this.end4K / 512) * 512;
     this.end2M = z.end2MMiB * MiB_PAGES;
     this.next1G = Math.ceil(this.end2M / 262144) * 262144;
@@ -126,6 +138,7 @@ export class GuestOs implements TableSpace {
     }
     const p: GuestProcess = { name, root, pcid: this.processes.size + 1 };
     this.processes.set(name, p);
+    this.byPcid.push(p);
     return p;
   }
 
@@ -205,6 +218,7 @@ export class GuestOs implements TableSpace {
       makePteLo(gfn, flags),
       makePteHi(gfn, !prot.exec),
     );
+    if (this.swap && level === 1 && proc !== null) this.swap.rmapAdd(gfn, proc.pcid, vpn);
   }
 
   /** pte_clear; returns the level that was unmapped or 0. */
@@ -212,6 +226,8 @@ export class GuestOs implements TableSpace {
     findLeaf(this.vm.host.mem, this, this.mode, this.rootFor(proc, vpn), vpn, this.leaf);
     if (!this.leaf.present) return 0;
     this.setEntry(this.leaf.tableFrame, this.leaf.index, this.leaf.level, 0, 0);
+    if (this.swap && this.leaf.level === 1)
+      this.swap.rmapDel(pteLeafFrame(this.leaf.lo, this.leaf.hi, 1));
     return this.leaf.level;
   }
 
@@ -226,6 +242,14 @@ export class GuestOs implements TableSpace {
     const hi = prot.exec ? this.leaf.hi & ~PTE_XD_HI : this.leaf.hi | PTE_XD_HI;
     this.setEntry(tableFrame, index, level, lo >>> 0, hi >>> 0);
     return level;
+  }
+
+  /**
+   * The entry that maps `vpn` or ends its walk (present or not: a swap pte is a non-present
+   * level-1 entry): the reusable LeafRef itself, valid until the next call.
+   */
+  entryOf(proc: GuestProcess | null, vpn: number): LeafRef {
+    return findLeaf(this.vm.host.mem, this, this.mode, this.rootFor(proc, vpn), vpn, this.leaf);
   }
 
   /** The leaf mapping `vpn` (a copy of the reusable LeafRef), or null. */
