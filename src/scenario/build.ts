@@ -230,7 +230,8 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   });
   const tuned = s.host.policies.ksmtuned;
   const ksmtuned = tuned ? new Ksmtuned(tuned, host.mem.nframes * 4) : null;
-  const mom = s.host.policies.mom ? new MomPolicy(s.host.policies.mom.intervalS) : null;
+  const m = s.host.policies.mom;
+  const mom = m ? new MomPolicy(m.intervalS, m.monitorIntervalS, m.sampleHistoryLength) : null;
   return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, ksmtuned, mom };
 }
 

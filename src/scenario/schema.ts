@@ -137,7 +137,15 @@ const HostFields = z.strictObject({
         })
         .optional(),
       /** oVirt MOM's auto-balloon rules every policy-engine-interval seconds */
-      mom: z.strictObject({ intervalS: z.number().positive().default(10) }).optional(),
+      mom: z
+        .strictObject({
+          intervalS: z.number().positive().default(10),
+          /** host-monitor-interval / guest-monitor-interval: seconds between samples */
+          monitorIntervalS: z.number().positive().optional(),
+          /** sample-history-length: samples the rules' StatAvg averages */
+          sampleHistoryLength: z.number().int().positive().optional(),
+        })
+        .optional(),
     })
     .default({}),
 });

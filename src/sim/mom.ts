@@ -12,8 +12,13 @@
  * Otherwise each ballooned guest grows: max(min(balloon_cur x 1.05, balloon_max), used +
  * 0.20 x balloon_max), under the same minimum change. Values are KiB as MOM's collectors report
  * them (balloon_cur = the balloon's `actual`, balloon_max = the guest's memory, mem_unused = the
- * guest's free memory from the balloon statistics). MOM averages statistics over a window
- * (StatAvg); kvmem uses the current values. A guest without balloon statistics
+ * guest's free memory from the balloon statistics). Statistics are averaged as MOM does: its
+ * host and guest monitors collect every host-monitor-interval / guest-monitor-interval (5 s)
+ * and keep the last sample-history-length (10) samples (mom/Monitor.py); the rules read
+ * host_free_percent = (Host.StatAvg "mem_free") / Host.mem_available and guest_used_mem =
+ * (guest.StatAvg "balloon_cur") - (guest.StatAvg "mem_unused") (mom/Entity.py StatAvg: the mean
+ * of every kept sample), while balloon_cur and balloon_max are the latest sample. A guest the
+ * monitor has no sample of yet is not in the policy's view. A guest without balloon statistics
  * (<stats period>) gives MOM nothing to work with and is left alone.
  */
 import type { Balloon } from "./balloon.js";
@@ -24,6 +29,10 @@ export const MOM = Object.freeze({
   minGuestFreePercent: 0.2,
   maxBalloonChangePercent: 0.05,
   minBalloonChangePercent: 0.0025,
+  /** host-monitor-interval and guest-monitor-interval (mom's defaults), seconds */
+  monitorIntervalS: 5,
+  /** sample-history-length: samples StatAvg averages */
+  sampleHistoryLength: 10,
 });
 
 export interface MomGuest {
@@ -35,20 +44,27 @@ export interface MomGuest {
 
 export interface MomDecision {
   atMs: number;
+  /** (Host.StatAvg "mem_free") / Host.mem_available */
   hostFreePercent: number;
   guest: string;
+  /** the latest sample of balloon_cur */
   balloonCurKiB: number;
+  /** guest_used_mem: StatAvg balloon_cur - StatAvg mem_unused */
+  usedKiB: number;
   targetKiB: number;
 }
 
-/** One guest under the rules: the new balloon target in KiB, or null to leave it. */
+/**
+ * One guest under the rules: the new balloon target in KiB, or null to leave it. `usedKiB` is
+ * guest_used_mem (averaged balloon_cur less averaged mem_unused).
+ */
 export function momTarget(
   hostFreePercent: number,
   curKiB: number,
   maxKiB: number,
-  unusedKiB: number,
+  usedKiB: number,
 ): number | null {
-  const used = curKiB - unusedKiB;
+  const used = usedKiB;
   const big = (v: number) => Math.abs(v - curKiB) > MOM.minBalloonChangePercent * curKiB;
   if (hostFreePercent < MOM.pressureThreshold) {
     const share =
@@ -65,36 +81,91 @@ export function momTarget(
   return big(size) ? size : null;
 }
 
+/** What MOM's collectors read at one moment. */
+export interface MomReading {
+  memFreeKiB: number;
+  memTotalKiB: number;
+  guests: MomGuest[];
+}
+
+const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+
 export class MomPolicy {
   readonly log: MomDecision[] = [];
   private nextMs: number;
+  private nextSampleMs = 0;
+  /** the host monitor's kept mem_free samples, and the latest mem_available */
+  private readonly hostFree: number[] = [];
+  private memTotalKiB = 0;
+  /** each guest monitor's kept samples: balloon_cur and mem_unused */
+  private readonly guestCur = new Map<string, number[]>();
+  private readonly guestUnused = new Map<string, number[]>();
 
-  constructor(readonly intervalS: number) {
+  constructor(
+    readonly intervalS: number,
+    readonly monitorIntervalS: number = MOM.monitorIntervalS,
+    readonly historyLength: number = MOM.sampleHistoryLength,
+  ) {
     this.nextMs = intervalS * 1000;
   }
 
-  runUntil(
-    nowMs: number,
-    read: () => { memFreeKiB: number; memTotalKiB: number; guests: MomGuest[] },
-  ): void {
-    while (this.nextMs <= nowMs) {
-      const { memFreeKiB, memTotalKiB, guests } = read();
-      const hfp = memFreeKiB / memTotalKiB;
-      for (const g of guests) {
-        const b = g.balloon;
-        const cur = (b.opts.ramPages - b.pages.length) * 4;
-        const t = momTarget(hfp, cur, b.opts.ramPages * 4, g.unusedKiB);
-        if (t === null) continue;
-        b.setTarget(Math.floor(t) * 1024, this.nextMs);
-        this.log.push({
-          atMs: this.nextMs,
-          hostFreePercent: hfp,
-          guest: g.name,
-          balloonCurKiB: cur,
-          targetKiB: Math.floor(t),
-        });
+  /** Catch up to `nowMs`: the monitors' samples and the policy runs due, in time order. */
+  runUntil(nowMs: number, read: () => MomReading): void {
+    for (;;) {
+      const sampleFirst = this.nextSampleMs <= this.nextMs;
+      if ((sampleFirst ? this.nextSampleMs : this.nextMs) > nowMs) return;
+      if (sampleFirst) {
+        this.sample(read());
+        this.nextSampleMs += this.monitorIntervalS * 1000;
+      } else {
+        this.decide(read());
+        this.nextMs += this.intervalS * 1000;
       }
-      this.nextMs += this.intervalS * 1000;
+    }
+  }
+
+  private keep(list: number[], v: number): void {
+    list.push(v);
+    if (list.length > this.historyLength) list.shift(); // statistics.popleft()
+  }
+
+  /** The host and guest monitors' collect(): one sample each. */
+  private sample(x: MomReading): void {
+    this.keep(this.hostFree, x.memFreeKiB);
+    this.memTotalKiB = x.memTotalKiB;
+    for (const g of x.guests) {
+      const b = g.balloon;
+      if (!this.guestCur.has(g.name)) {
+        this.guestCur.set(g.name, []);
+        this.guestUnused.set(g.name, []);
+      }
+      this.keep(this.guestCur.get(g.name)!, (b.opts.ramPages - b.pages.length) * 4);
+      this.keep(this.guestUnused.get(g.name)!, g.unusedKiB);
+    }
+  }
+
+  /** The policy engine's run of balloon.rules over the monitors' kept samples. */
+  private decide(x: MomReading): void {
+    if (this.hostFree.length === 0) return;
+    const hfp = mean(this.hostFree) / this.memTotalKiB;
+    for (const g of x.guests) {
+      const curs = this.guestCur.get(g.name);
+      const unused = this.guestUnused.get(g.name);
+      if (!curs || !unused || curs.length === 0) continue; // no sample yet: not ready
+      const b = g.balloon;
+      const cur = curs[curs.length - 1];
+      const used = mean(curs) - mean(unused);
+      const t = momTarget(hfp, cur, b.opts.ramPages * 4, used);
+      if (t === null) continue;
+      b.setTarget(Math.floor(t) * 1024, this.nextMs);
+      this.log.push({
+        atMs: this.nextMs,
+        hostFreePercent: hfp,
+        guest: g.name,
+        balloonCurKiB: cur,
+        usedKiB: used,
+        targetKiB: Math.floor(t),
+      });
     }
   }
 }
