@@ -8,6 +8,8 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { vmOverRam } from "../../test/sim-vm.js";
 import { ACCESS_READ } from "../x86/faults.js";
+import { GUEST_4LEVEL } from "../x86/paging.js";
+import { findLeaf, LeafRef } from "../x86/tables.js";
 import { Host } from "./host.js";
 import { HostPtes, VmStat } from "./hostpte.js";
 import { Ksm } from "./ksm.js";
@@ -65,18 +67,98 @@ describe("reclaim and swap", () => {
     host.assertInvariants();
   });
 
-  it("kswapd wakes below low and reclaims to high", () => {
-    const { host, reclaim } = setup(256 * M);
+  it("kswapd wakes below low; fresh pages need two looks; then it reclaims to high", () => {
+    const { host, ptes, reclaim } = setup(256 * M);
     const mm = filler(host, reclaim, G);
     const start = mm.vmas[0].start;
     let i = 0;
     while (host.mem.freeFrames >= reclaim.low) mm.fault(start + i++ * 4096, true);
+    const n = mm.rss;
+    expect(reclaim.lists()).toEqual({
+      inactiveAnon: n,
+      activeAnon: 0,
+      inactiveFile: 0,
+      activeFile: 0,
+    });
     reclaim.kswapd();
     expect(reclaim.pageoutrun).toBe(1);
+    // every page still has the accessed bit of its fault: folio_check_references keeps it
+    // (PG_referenced); balance_pgdat scans n >> p at priorities 12..1, reclaiming nothing
+    let scans = 0;
+    for (let p = 12; p >= 1; p--) scans += Math.floor(n / 2 ** p);
+    expect([reclaim.pgscanKswapd, reclaim.pgstealKswapd, ptes.vmstat.pswpout]).toEqual([
+      scans,
+      0,
+      0,
+    ]);
+    const free = host.mem.freeFrames;
+    reclaim.kswapd(); // the second look finds the bits clear: out they go
+    expect(reclaim.pageoutrun).toBe(2);
     expect(host.mem.freeFrames).toBeGreaterThanOrEqual(reclaim.high);
-    expect(host.mem.freeFrames).toBeLessThan(reclaim.high + 32);
+    expect(host.mem.freeFrames - free).toBe(reclaim.pgstealKswapd);
+    expect(ptes.vmstat.pswpout).toBe(reclaim.pgstealKswapd);
+    expect(reclaim.pgstealAnon).toBe(reclaim.pgstealKswapd);
     reclaim.kswapd(); // above low: asleep
-    expect(reclaim.pageoutrun).toBe(1);
+    expect(reclaim.pageoutrun).toBe(2);
+    reclaim.assertInvariants();
+  });
+
+  it("a page referenced at two looks in a row is activated; shrink_active_list deactivates", () => {
+    const { host, reclaim } = setup(64 * M);
+    const mm = filler(host, reclaim, 64 * M);
+    const start = mm.vmas[0].start;
+    for (let i = 0; i < 8; i++) mm.fault(start + i * 4096, true);
+    const r = reclaim.anon;
+    // first look: the fault's accessed bits: kept, PG_referenced set
+    expect(r.shrinkInactive(8)).toEqual({ scanned: 8, reclaimed: 0 });
+    // pages 0 and 1 are touched again (the CPU sets the pte's A bit)
+    const pte = (i: number) => {
+      const l = ptes4K(mm, start / 4096 + i);
+      mm.setEntry(l.tableFrame, l.index, 1, (l.lo | 0x20) >>> 0, l.hi);
+    };
+    pte(0);
+    pte(1);
+    // second look: 0 and 1 referenced again with PG_referenced: activated; 2..7 reclaimed
+    expect(r.shrinkInactive(8)).toEqual({ scanned: 8, reclaimed: 6 });
+    expect(reclaim.lru.pgactivate).toBe(2);
+    expect(reclaim.lists()).toMatchObject({ inactiveAnon: 0, activeAnon: 2 });
+    r.shrinkActive(32);
+    expect(reclaim.lists()).toMatchObject({ inactiveAnon: 2, activeAnon: 0 });
+    expect([reclaim.lru.pgrefill, reclaim.lru.pgdeactivate]).toEqual([2, 2]);
+    reclaim.assertInvariants();
+  });
+
+  it("swappiness 0 with enough page cache swaps no anon page; 200 swaps anon and keeps the cache", () => {
+    const run = (swappiness: number) => {
+      const { host, ptes, reclaim } = setup(256 * M);
+      reclaim.sysctl.swappiness = swappiness;
+      const mm = filler(host, reclaim, G);
+      // 128 MiB of a disk image read twice: the whole cache is on the active file list, so
+      // inactive file is low and get_scan_count balances by swappiness (SCAN_FRACT)
+      const img = reclaim.cache.addImage("vm.img", 128 * M, "writeback");
+      for (let round = 0; round < 2; round++)
+        for (let p = 0; p < img.pages; p++) reclaim.cache.read(img, p);
+      expect(reclaim.lists()).toMatchObject({ activeFile: 32768, inactiveFile: 0 });
+      const start = mm.vmas[0].start;
+      // 900 MiB of guest memory and 128 MiB of cache do not fit in 1 GiB
+      for (let i = 0; i < (900 * M) / 4096; i++) mm.fault(start + i * 4096, true);
+      for (let k = 0; k < 3; k++) reclaim.kswapd();
+      reclaim.assertInvariants();
+      return {
+        pswpout: ptes.vmstat.pswpout,
+        stealFile: reclaim.pgstealFile,
+        cache: reclaim.cache.pages,
+        balances: reclaim.balances,
+      };
+    };
+    const zero = run(0);
+    expect(zero.pswpout).toBe(0);
+    expect(zero.stealFile).toBeGreaterThan(0);
+    expect(zero.balances.equal + zero.balances.anon).toBe(0);
+    const max = run(200);
+    expect(max.pswpout).toBeGreaterThan(0);
+    expect(max.stealFile).toBe(0);
+    expect(max.cache).toBe(32768);
   });
 
   it("without swap, or for locked and hugetlbfs memory, nothing is swapped: the OOM killer acts", () => {
@@ -182,6 +264,11 @@ describe("reclaim and swap", () => {
 });
 
 const SWAP_BATCH = 32;
+
+/** the 4K pte of page `vpn` of `mm` */
+function ptes4K(mm: Mm, vpn: number): LeafRef {
+  return findLeaf(mm.mem, mm, GUEST_4LEVEL, mm.root, vpn, new LeafRef());
+}
 
 describe("the OOM killer", () => {
   it("kills the process with the highest badness, reports it as the kernel does, frees it all", () => {

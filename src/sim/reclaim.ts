@@ -1,47 +1,63 @@
 /**
- * Swap and page reclaim: kswapd and direct reclaim move cold anonymous guest memory to a swap
- * device; the next touch reads it back as a major fault.
+ * Page reclaim and swap: kswapd and direct reclaim take pages back from the LRU lists (lru.ts):
+ * page-cache pages (pagecache.ts) are dropped, cold anonymous guest memory (anonlru.ts) goes to
+ * swap (swapdev.ts), and the next touch of a swapped page reads it back as a major fault.
  *
  * How it works (mm/vmscan.c, mm/swapfile.c, mm/memory.c do_swap_page, mm/page_alloc.c
- * __setup_per_zone_wmarks): the watermarks come from vm.min_free_kbytes: min, low = min + tmp,
- * high = min + 2 tmp with tmp = max(min / 4, managed pages x watermark_scale_factor (10) /
- * 10000). kswapd wakes when free memory falls below low and reclaims until it is above high
- * (balance_pgdat); an allocation that finds no free frame reclaims SWAP_CLUSTER_MAX pages itself
- * (direct reclaim, allocstall) and tries again. Reclaim ages the anonymous pages of the
- * registered processes with a CLOCK hand, the second-chance approximation of the kernel's
- * active/inactive LRU lists: a page whose accessed bit is set (the host pte's, or for an EPT VM
- * the EPT leaf's A bit that the CPU sets on guest accesses: kvm_age_gfn through the MMU
- * notifier's clear_young) gets its bits cleared and another lap; the VMs whose bits were cleared
- * are flushed once per batch (kvm_flush_remote_tlbs) so a hot page is seen again. An unreferenced
- * page goes to a free swap slot (its content token is stored there), its pte becomes a swap
- * entry (non-present, the slot in the address bits), the MMU notifier zaps the spte, and the
- * frame is freed (pswpout). A THP is split first (thp_split_page); hugetlbfs memory is never on
- * the LRU, a <locked/> VM's memory is mlocked (unevictable), KSM pages and the zero page are
- * left alone. A guest access to a swapped page takes an EPT violation, KVM faults the hva, and
- * swapIn reads the slot back into a fresh frame (pswpin, pgmajfault; SWAP_IN_CYCLES of I/O).
- * Without free swap slots anonymous memory cannot be reclaimed; an allocation that finds nothing
- * to reclaim invokes the OOM killer (oom.ts), and fails only when nothing is left to kill.
- * Simplified: swappiness has no effect (there is no page cache, so reclaim always scans anon,
- * as get_scan_count does when file pages are too few); a shadow-paging VM's pages are aged by
- * the host pte's accessed bit only, which guest accesses do not set.
+ * __setup_per_zone_wmarks; read at torvalds/linux 538d5baa): the watermarks come from
+ * vm.min_free_kbytes: min, low = min + tmp, high = min + 2 tmp with tmp = max(min / 4, managed
+ * pages x watermark_scale_factor (10) / 10000). kswapd wakes below low and runs balance_pgdat:
+ * passes of nr_to_reclaim = max(high, SWAP_CLUSTER_MAX) pages from priority DEF_PRIORITY (12)
+ * down, lowering the priority after a pass that scanned less than that or freed nothing, until
+ * free memory is above high. An allocation that finds free memory at or below min, or no frame,
+ * reclaims SWAP_CLUSTER_MAX pages itself (do_try_to_free_pages: priorities 12..0, allocstall),
+ * retried MAX_RECLAIM_RETRIES (16) times without progress before out_of_memory (oom.ts).
+ * Each pass is shrink_node -> shrink_lruvec: prepare_scan_control and get_scan_count (lru.ts)
+ * split it between the four lists by vm.swappiness and the lists' recent costs; the lists are
+ * shrunk SWAP_CLUSTER_MAX pages at a time until the pass's goal is met (the kernel then scales
+ * the other type's remaining scan down proportionally: not modelled, the pass stops); an active
+ * list is deactivated only when its inactive list is low (may_deactivate), and the anonymous
+ * lists are rebalanced at the end of every pass when there is swap. New anonymous pages go to
+ * the inactive list (lru_cache_add_inactive_or_unevictable in do_anonymous_page, since 5.9),
+ * a swapped-in page too (without shadow entries there is no workingset activation).
+ * Swap-out stores the page's content token in a free slot, turns the pte into a swap entry
+ * (non-present, the slot in the address bits), zaps the spte through the MMU notifier and frees
+ * the frame (pswpout); a guest access to it takes an EPT violation, KVM faults the hva and
+ * swapIn reads the slot back (pswpin, pgmajfault; SWAP_IN_CYCLES of I/O). hugetlbfs memory is
+ * not on the LRU; a <locked/> VM's memory is unevictable (Mlocked). Simplified: a shadow-paging
+ * VM's pages are aged by the host pte's accessed bit only, which guest accesses do not set.
  *
- * Invariants (assertInvariants): used slots + free slots = slots; every swap pte names a used
- * slot, and no two name the same one.
+ * Invariants (assertInvariants): every swap pte names a used slot and no two the same one;
+ * the LRU lists and the page cache hold their own invariants.
  */
-import { EPT_A } from "../x86/ept.js";
-import { GUEST_4LEVEL } from "../x86/paging.js";
+import { GUEST_4LEVEL, LEVEL_PAGES } from "../x86/paging.js";
 import { makePteHi, makePteLo, PTE_A, PTE_D, PTE_P, PTE_RW, PTE_US, pteFrame } from "../x86/pte.js";
 import { findLeaf, LeafRef } from "../x86/tables.js";
+import { AnonLru, type Proc } from "./anonlru.js";
 import type { HostPtes } from "./hostpte.js";
 import type { Ksm } from "./ksm.js";
-import type { TdpMmu } from "./kvm/tdp.js";
-import type { Vm } from "./kvm/vm.js";
-import { KIND_ANON, KIND_THP } from "./memory.js";
+import {
+  DEF_PRIORITY,
+  getScanCount,
+  inactiveIsLow,
+  LRU_ACTIVE_ANON,
+  LRU_INACTIVE_ANON,
+  LRU_NONE,
+  LRU_UNEVICTABLE,
+  Lru,
+  prepareScanControl,
+  type ScanBalance,
+} from "./lru.js";
+import { KIND_ANON, KIND_FILE } from "./memory.js";
 import type { MemoryPressure, Mm } from "./mm.js";
 import { badness, type OomVictim, oomMessage, tearDown } from "./oom.js";
+import { PageCache } from "./pagecache.js";
+import { SwapDevice } from "./swapdev.js";
 
 /** SWAP_CLUSTER_MAX: pages reclaimed per batch */
 export const SWAP_CLUSTER_MAX = 32;
+/** MAX_RECLAIM_RETRIES: allocation retries without reclaim progress before the OOM killer */
+export const MAX_RECLAIM_RETRIES = 16;
 /** a swap-in's I/O: one 4 KiB read from an SSD, about 100 us at 3 GHz (a teaching number) */
 export const SWAP_IN_CYCLES = 300000;
 /** a software-available bit of the non-present pte marks a swap entry */
@@ -55,14 +71,18 @@ export function defaultMinFreeKbytes(totalKiB: number): number {
 export interface ReclaimOptions {
   swapBytes: number;
   minFreeKbytes: number;
+  /** the sysctls reclaim reads when it runs (vm.swappiness; a timeline `set` changes it) */
+  sysctl?: { swappiness: number };
 }
 
 export class Reclaim implements MemoryPressure {
   readonly min: number;
   readonly low: number;
   readonly high: number;
-  readonly slots: number;
-  swapUsed = 0;
+  readonly swap: SwapDevice;
+  readonly lru: Lru;
+  readonly cache: PageCache;
+  readonly sysctl: { swappiness: number };
   pgmajfault = 0;
   pageoutrun = 0;
   allocstall = 0;
@@ -70,18 +90,19 @@ export class Reclaim implements MemoryPressure {
   pgscanDirect = 0;
   pgstealKswapd = 0;
   pgstealDirect = 0;
-  private readonly slotToken: Uint32Array;
-  /** the bytes of swapped frames that had them (guest page tables), by slot */
-  private readonly slotBytes = new Map<number, Uint32Array>();
-  private readonly freeSlots: Int32Array;
-  private nfree: number;
-  private readonly procs: Array<{ mm: Mm; locked: boolean; swapped: number }> = [];
-  private hand = 0;
-  private handVpn = -1;
+  pgscanAnon = 0;
+  pgscanFile = 0;
+  pgstealAnon = 0;
+  pgstealFile = 0;
+  /** how get_scan_count balanced the last pass that scanned something */
+  lastBalance: ScanBalance | null = null;
+  /** passes per balance, for the results */
+  readonly balances: Record<ScanBalance, number> = { equal: 0, fract: 0, anon: 0, file: 0 };
+  private readonly procs: Proc[] = [];
+  /** the anonymous lists' scanning (anonlru.ts) */
+  readonly anon: AnonLru;
   private direct = false;
   private readonly leaf = new LeafRef();
-  private readonly eptLeaf = new LeafRef();
-  private readonly toFlush = new Set<Vm>();
 
   constructor(
     readonly ptes: HostPtes,
@@ -93,27 +114,41 @@ export class Reclaim implements MemoryPressure {
     const tmp = Math.max(Math.floor(this.min / 4), Math.floor((mem.nframes * 10) / 10000));
     this.low = this.min + tmp;
     this.high = this.min + 2 * tmp;
-    this.slots = Math.floor(opts.swapBytes / 4096);
-    this.slotToken = new Uint32Array(this.slots);
-    this.freeSlots = new Int32Array(this.slots);
-    for (let i = 0; i < this.slots; i++) this.freeSlots[i] = this.slots - 1 - i;
-    this.nfree = this.slots;
+    this.swap = new SwapDevice(opts.swapBytes);
+    this.sysctl = opts.sysctl ?? { swappiness: 60 };
+    this.lru = new Lru(mem);
+    this.cache = new PageCache(mem, this.lru, () => this.allocFrame(KIND_FILE));
+    this.anon = new AnonLru(
+      ptes,
+      ksm,
+      this.lru,
+      this.procs,
+      () => this.swap.freeSlots,
+      (p, vpn, pfn, table, index) => this.swapOut(p, vpn, pfn, table, index),
+    );
+  }
+
+  get slots(): number {
+    return this.swap.slots;
+  }
+  get swapUsed(): number {
+    return this.swap.used;
   }
 
   /** Put a process's anonymous memory under reclaim (locked: mlock'ed, never reclaimed). */
   register(mm: Mm, locked: boolean): void {
     mm.pressure = this;
-    this.procs.push({ mm, locked, swapped: 0 });
+    this.procs.push({ mm, locked, swapped: 0, vma: mm.vmas.find((v) => v.kind === "anon") });
+  }
+
+  private procOf(mm: Mm): Proc | undefined {
+    for (const p of this.procs) if (p.mm === mm) return p;
+    return undefined;
   }
 
   /** Pages of `mm` in swap (MM_SWAPENTS). */
   swappedOf(mm: Mm): number {
-    return this.procs.find((p) => p.mm === mm)?.swapped ?? 0;
-  }
-
-  private count(mm: Mm, d: number): void {
-    const p = this.procs.find((x) => x.mm === mm);
-    if (p) p.swapped += d;
+    return this.procOf(mm)?.swapped ?? 0;
   }
 
   /** Pages mlocked (<locked/> VMs): /proc/meminfo Mlocked. */
@@ -121,6 +156,18 @@ export class Reclaim implements MemoryPressure {
     let n = 0;
     for (const p of this.procs) if (p.locked) n += p.mm.rss;
     return n;
+  }
+
+  /** A new anonymous page (do_anonymous_page, a THP fault): the inactive list or unevictable. */
+  newAnon(mm: Mm, pfn: number, pages: number): void {
+    this.lru.setAnon(pfn, pages, this.procOf(mm)?.locked ? LRU_UNEVICTABLE : LRU_INACTIVE_ANON);
+    this.lru.flags.fill(0, pfn, pfn + pages);
+  }
+
+  /** The LRU list sizes with frames freed elsewhere dropped (see Lru.resync). */
+  lists() {
+    this.lru.resync();
+    return this.lru.sizes();
   }
 
   /** do_swap_page */
@@ -132,20 +179,19 @@ export class Reclaim implements MemoryPressure {
     const slot = pteFrame(l.lo, l.hi);
     const table = l.tableFrame;
     const index = l.index;
-    const pfn = this.allocFrame();
+    const pfn = this.allocFrame(KIND_ANON);
+    if (pfn < 0) throw new Error("host out of memory");
     if (mm.killed) {
       mem.free(pfn, 0);
       throw new Error(`SIGKILL: ${mm.name} was killed by the OOM killer`);
     }
-    mem.token[pfn] = this.slotToken[slot];
-    const bytes = this.slotBytes.get(slot);
+    mem.token[pfn] = this.swap.tokenOf(slot);
+    const bytes = this.swap.takeBytes(slot);
     if (bytes) {
       const off = mem.bytes(pfn); // may grow (replace) the words arena: take it after
       mem.words.set(bytes, off);
-      this.slotBytes.delete(slot);
     }
-    this.freeSlots[this.nfree++] = slot;
-    this.swapUsed--;
+    this.swap.release(slot);
     mm.setEntry(
       table,
       index,
@@ -154,7 +200,9 @@ export class Reclaim implements MemoryPressure {
       makePteHi(pfn, true),
     );
     mm.rss++;
-    this.count(mm, -1);
+    this.newAnon(mm, pfn, 1);
+    const p = this.procOf(mm);
+    if (p) p.swapped--;
     this.ptes.vmstat.pswpin++;
     this.pgmajfault++;
     return pfn;
@@ -169,23 +217,27 @@ export class Reclaim implements MemoryPressure {
     while (mem.freeFrames <= this.min && this.directReclaim() > 0);
   }
 
-  private allocFrame(): number {
+  /** A frame of `kind` for a swap-in or the page cache; -1 when nothing could be freed. */
+  private allocFrame(kind: number): number {
     this.beforeAlloc();
     const mem = this.ptes.host.mem;
-    let pfn = mem.alloc(0, KIND_ANON);
-    while (pfn < 0 && this.directReclaim() > 0) pfn = mem.alloc(0, KIND_ANON);
-    if (pfn < 0) throw new Error("host out of memory");
+    let pfn = mem.alloc(0, kind);
+    while (pfn < 0 && this.directReclaim() > 0) pfn = mem.alloc(0, kind);
     return pfn;
   }
 
   /**
-   * try_to_free_pages from an allocation that found no free frame; when nothing can be
-   * reclaimed, out_of_memory kills the process with the highest oom_badness (oom.ts).
+   * try_to_free_pages from an allocation; when retries make no progress, out_of_memory kills
+   * the process with the highest oom_badness (oom.ts).
    */
   directReclaim(): number {
-    this.allocstall++;
     this.direct = true;
-    const n = this.shrink(SWAP_CLUSTER_MAX);
+    let n = 0;
+    for (let retry = 0; retry < MAX_RECLAIM_RETRIES && n === 0; retry++) {
+      this.allocstall++;
+      for (let prio = DEF_PRIORITY; prio >= 0 && n < SWAP_CLUSTER_MAX; prio--)
+        n += this.shrinkNode(prio, SWAP_CLUSTER_MAX - n).reclaimed;
+    }
     this.direct = false;
     if (n > 0) return n;
     let victim: { mm: Mm; pid: number } | null = null;
@@ -208,132 +260,107 @@ export class Reclaim implements MemoryPressure {
   /** processes the OOM killer killed, in order */
   readonly victims: OomVictim[] = [];
 
-  /** kswapd: below the low watermark, reclaim until above the high one. */
+  /** kswapd: below the low watermark, balance_pgdat until above the high one. */
   kswapd(): void {
     const mem = this.ptes.host.mem;
     if (mem.freeFrames >= this.low) return;
     this.pageoutrun++;
-    while (mem.freeFrames < this.high) if (this.shrink(SWAP_CLUSTER_MAX) === 0) break;
-  }
-
-  /** shrink_lruvec over the anon pages: a CLOCK lap at most twice round; frames freed. */
-  private shrink(nr: number): number {
-    if (this.nfree === 0 || this.procs.length === 0) return 0;
-    const mem = this.ptes.host.mem;
-    let total = 0;
-    for (const p of this.procs) if (!p.locked) total += p.mm.rss;
-    // at most two laps: one to clear accessed bits, one to find them still clear
-    let budget = 2 * total + 64;
-    let wraps = 2 * this.procs.length + 1;
-    let freed = 0;
-    while (freed < nr && budget > 0 && wraps > 0 && this.nfree > 0) {
-      const p = this.procs[this.hand % this.procs.length];
-      const vma = p.mm.vmas.find((v) => v.kind === "anon");
-      if (p.locked || !vma) {
-        this.next();
-        wraps--;
-        continue;
-      }
-      if (this.handVpn < vma.start / 4096) this.handVpn = vma.start / 4096;
-      if (this.handVpn >= vma.end / 4096) {
-        this.next();
-        wraps--;
-        continue;
-      }
-      const vpn = this.handVpn;
-      const l = findLeaf(mem, p.mm, GUEST_4LEVEL, p.mm.root, vpn, this.leaf);
-      if (!l.present) {
-        this.handVpn = l.level >= 2 ? vpn - (vpn % 512) + 512 : vpn + 1;
-        continue;
-      }
-      budget--;
-      if (this.direct) this.pgscanDirect++;
-      else this.pgscanKswapd++;
-      if (l.level === 2) {
-        // a THP: referenced as a whole, else split for swap-out (thp_split_page)
-        if (this.referenced(p.mm, vpn - (vpn % 512), l.lo, l.tableFrame, l.index, 2)) {
-          this.handVpn = vpn - (vpn % 512) + 512;
-          continue;
-        }
-        this.ptes.split(p.mm, vpn);
-        continue;
-      }
-      this.handVpn++;
-      const pfn = pteFrame(l.lo, l.hi);
-      if (pfn === this.ksm.zeroPfn || this.ksm.stableOf[pfn] >= 0) continue;
-      if (mem.kind[pfn] !== KIND_ANON && mem.kind[pfn] !== KIND_THP) continue;
-      if (this.referenced(p.mm, vpn, l.lo, l.tableFrame, l.index, 1)) continue;
-      this.swapOut(p.mm, vpn, pfn, l.tableFrame, l.index);
-      freed++;
+    this.lru.resync();
+    const goal = Math.max(this.high, SWAP_CLUSTER_MAX);
+    for (let prio = DEF_PRIORITY; prio >= 1 && mem.freeFrames < this.high; ) {
+      const r = this.shrinkNode(prio, goal);
+      // raise the priority (scan more) after a pass that scanned too little or freed nothing
+      if (r.scanned < goal || r.reclaimed === 0) prio--;
     }
-    for (const vm of this.toFlush) this.ptes.host.flushVm(vm);
-    this.toFlush.clear();
-    if (this.direct) this.pgstealDirect += freed;
-    else this.pgstealKswapd += freed;
-    return freed;
   }
 
-  private next(): void {
-    this.hand++;
-    this.handVpn = -1;
-  }
-
-  /** page_referenced: test and clear the host pte's and the EPT leaf's accessed bits. */
-  private referenced(
-    mm: Mm,
-    vpn: number,
-    lo: number,
-    table: number,
-    index: number,
-    level: number,
-  ): boolean {
-    let young = (lo & PTE_A) !== 0;
-    if (young)
-      mm.setEntry(
-        table,
-        index,
-        level,
-        (lo & ~PTE_A) >>> 0,
-        this.ptes.host.mem.entryHi(table, index),
-      );
-    for (const vm of this.ptes.vmsOf(mm)) {
-      if (vm.mmu.kind !== "ept") continue;
-      const mmu = vm.mmu as TdpMmu;
-      for (const slot of vm.memslots.all()) {
-        const sv = slot.userspaceAddr / 4096;
-        if (vpn < sv || vpn >= sv + slot.npages) continue;
-        const e = findLeaf(
-          this.ptes.host.mem,
-          mmu.store,
-          mmu.mode,
-          mmu.root,
-          slot.baseGfn + vpn - sv,
-          this.eptLeaf,
-        );
-        if (e.present && (e.lo & EPT_A) !== 0) {
-          young = true;
-          mmu.store.setSpte(e.tableFrame, e.index, e.level, (e.lo & ~EPT_A) >>> 0, e.hi);
-          this.toFlush.add(vm);
-        }
+  /** shrink_node -> shrink_lruvec at `priority`: pages scanned and reclaimed. */
+  private shrinkNode(
+    priority: number,
+    nrToReclaim: number,
+  ): { scanned: number; reclaimed: number } {
+    const lru = this.lru;
+    const sizes = lru.sizes();
+    const free = this.ptes.host.mem.freeFrames;
+    const sc = prepareScanControl(sizes, free, this.high, priority);
+    const canSwap = this.swap.freeSlots > 0;
+    const count = getScanCount(
+      sizes,
+      sc,
+      priority,
+      this.sysctl.swappiness,
+      canSwap,
+      lru.anonCost,
+      lru.fileCost,
+    );
+    const nr = count.nr;
+    let scanned = 0;
+    let reclaimed = 0;
+    if (nr[0] + nr[1] + nr[2] + nr[3] > 0) {
+      this.lastBalance = count.balance;
+      this.balances[count.balance]++;
+    }
+    while ((nr[0] > 0 || nr[2] > 0 || nr[3] > 0) && reclaimed < nrToReclaim) {
+      for (let l = 0; l < 4; l++) {
+        if (nr[l] === 0) continue;
+        const n = Math.min(nr[l], SWAP_CLUSTER_MAX);
+        nr[l] -= n;
+        if (l === 0) {
+          const r = this.anon.shrinkInactive(n);
+          this.countScan(true, r.scanned, r.reclaimed);
+          scanned += r.scanned;
+          reclaimed += r.reclaimed;
+        } else if (l === 1) {
+          if (sc.mayDeactivate & 1) this.anon.shrinkActive(n);
+        } else if (l === 2) {
+          const r = this.cache.shrinkInactive(n);
+          this.countScan(false, r.scanned, r.reclaimed);
+          lru.noteCost(true, 0, r.scanned - r.reclaimed);
+          scanned += r.scanned;
+          reclaimed += r.reclaimed;
+        } else if (sc.mayDeactivate & 2) this.cache.shrinkActive(n);
       }
     }
-    return young;
+    // rebalance the anon lists even when they were not scanned (can_age_anon_pages)
+    if (this.swap.slots > 0 && inactiveIsLow(lru.nr[LRU_INACTIVE_ANON], lru.nr[LRU_ACTIVE_ANON]))
+      this.anon.shrinkActive(SWAP_CLUSTER_MAX);
+    return { scanned, reclaimed };
+  }
+
+  private countScan(anon: boolean, scanned: number, reclaimed: number): void {
+    if (this.direct) {
+      this.pgscanDirect += scanned;
+      this.pgstealDirect += reclaimed;
+    } else {
+      this.pgscanKswapd += scanned;
+      this.pgstealKswapd += reclaimed;
+    }
+    if (anon) {
+      this.pgscanAnon += scanned;
+      this.pgstealAnon += reclaimed;
+    } else {
+      this.pgscanFile += scanned;
+      this.pgstealFile += reclaimed;
+    }
   }
 
   /** shrink_folio_list -> add_to_swap, try_to_unmap (a swap pte), swap_writepage, free */
-  private swapOut(mm: Mm, vpn: number, pfn: number, table: number, index: number): void {
+  private swapOut(p: Proc, vpn: number, pfn: number, table: number, index: number): void {
     const mem = this.ptes.host.mem;
-    const slot = this.freeSlots[--this.nfree];
-    this.slotToken[slot] = mem.token[pfn];
+    const mm = p.mm;
     // a frame with bytes (a guest page-table page) takes them to swap
     const words = mem.slotOf[pfn];
-    if (words >= 0) this.slotBytes.set(slot, mem.words.slice(words, words + 1024));
-    this.swapUsed++;
+    const slot = this.swap.store(
+      mem.token[pfn],
+      words >= 0 ? mem.words.slice(words, words + 1024) : null,
+    );
     mm.setEntry(table, index, 1, makePteLo(slot, SWP_MARK), makePteHi(slot, false));
     this.ptes.invalidate(mm, vpn, 1);
+    this.lru.setAnon(pfn, 1, LRU_NONE);
+    this.lru.flags[pfn] = 0;
     mem.free(pfn, 0);
     mm.rss--;
-    this.count(mm, 1);
+    p.swapped++;
     this.ptes.vmstat.pswpout++;
   }
 
@@ -341,10 +368,9 @@ export class Reclaim implements MemoryPressure {
   dropSwap(mm: Mm, vpn: number): void {
     const l = findLeaf(this.ptes.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
     if (l.present || l.level !== 1 || (l.lo & SWP_MARK) === 0) return;
-    this.freeSlots[this.nfree++] = pteFrame(l.lo, l.hi);
-    this.slotBytes.delete(pteFrame(l.lo, l.hi));
-    this.swapUsed--;
-    this.count(mm, -1);
+    this.swap.release(pteFrame(l.lo, l.hi));
+    const p = this.procOf(mm);
+    if (p) p.swapped--;
     mm.setEntry(l.tableFrame, l.index, 1, 0, 0);
   }
 
@@ -355,18 +381,15 @@ export class Reclaim implements MemoryPressure {
   }
 
   assertInvariants(): void {
-    if (this.swapUsed + this.nfree !== this.slots) throw new Error("swap slots lost");
-    const seen = new Uint8Array(this.slots);
-    for (const slot of this.freeSlots.subarray(0, this.nfree)) seen[slot] = 1;
+    const seen = this.swap.usedMap();
     const mem = this.ptes.host.mem;
     let entries = 0;
-    for (const { mm } of this.procs) {
-      const vma = mm.vmas.find((v) => v.kind === "anon");
+    for (const { mm, vma } of this.procs) {
       if (!vma) continue;
       for (let vpn = vma.start / 4096; vpn < vma.end / 4096; vpn++) {
         const l = findLeaf(mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
         if (!l.present && l.level >= 2) {
-          vpn += 511 - (vpn % 512);
+          vpn += LEVEL_PAGES[l.level] - 1 - (vpn % LEVEL_PAGES[l.level]);
           continue;
         }
         if (l.present || (l.lo & SWP_MARK) === 0) continue;
@@ -376,7 +399,9 @@ export class Reclaim implements MemoryPressure {
         entries++;
       }
     }
-    if (entries !== this.swapUsed)
-      throw new Error(`swap ptes ${entries} != used slots ${this.swapUsed}`);
+    if (entries !== this.swap.used)
+      throw new Error(`swap ptes ${entries} != used slots ${this.swap.used}`);
+    this.lru.assertInvariants();
+    this.cache.assertInvariants();
   }
 }
