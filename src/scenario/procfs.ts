@@ -14,6 +14,7 @@ import { KIND_ANON, KIND_KERNEL, KIND_THP } from "../sim/memory.js";
 import { defaultMinFreeKbytes } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import { type BuiltHost, hugeReserved } from "./build.js";
+import { nodeProcFiles, numaVmstat, thpVmstat } from "./procfs-node.js";
 
 const kb = (label: string, kib: number) =>
   `${`${label}:`.padEnd(16)}${String(Math.round(kib)).padStart(8)} kB\n`;
@@ -146,17 +147,12 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   ];
   for (const [sizeKiB, pool, resv] of pools) {
     const d = `/sys/kernel/mm/hugepages/hugepages-${sizeKiB}kB`;
-    const nd = `/sys/devices/system/node/node0/hugepages/hugepages-${sizeKiB}kB`;
     f[`${d}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
     f[`${d}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
     f[`${d}/resv_hugepages`] = `${resv}\n`;
     f[`${d}/surplus_hugepages`] = `${pool?.surplus ?? 0}\n`;
     f[`${d}/nr_overcommit_hugepages`] = `${pool?.overcommit ?? 0}\n`;
-    f[`${nd}/nr_hugepages`] = `${pool?.total ?? 0}\n`;
-    f[`${nd}/free_hugepages`] = `${pool?.free.length ?? 0}\n`;
-    f[`${nd}/surplus_hugepages`] = `${pool?.surplus ?? 0}\n`;
   }
-  f["/sys/devices/system/node/node0/cpulist"] = `0-${s.host.cpus - 1}\n`;
   const sel = (choices: string[], cur: string) =>
     `${choices.map((c) => (c === cur ? `[${c}]` : c)).join(" ")}\n`;
   f["/sys/kernel/mm/transparent_hugepage/enabled"] = sel(
@@ -176,6 +172,7 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     ["nr_free_pages", mem.freeFrames],
     ["nr_anon_pages", (anonKiB + thpKiB) / 4],
     ["nr_anon_transparent_hugepages", thpKiB / 2048],
+    ...numaVmstat(b),
     ["pgmajfault", b.reclaim.pgmajfault],
     ["pswpin", vs.pswpin],
     ["pswpout", vs.pswpout],
@@ -185,7 +182,10 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     ["pgscan_kswapd", b.reclaim.pgscanKswapd],
     ["pgscan_direct", b.reclaim.pgscanDirect],
     ["pageoutrun", b.reclaim.pageoutrun],
+    ...thpVmstat(b),
     ["thp_split_page", vs.thp_split_page],
+    // every THP kvmem splits is mapped by one PMD, split first (__split_huge_pmd: THP_SPLIT_PMD)
+    ["thp_split_pmd", vs.thp_split_page],
     ["cow_ksm", vs.cow_ksm],
     ["ksm_swpin_copy", 0],
   ];
@@ -199,6 +199,7 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   if ((pool1?.total ?? 0) > 0)
     mounts.push("hugetlbfs /dev/hugepages1G hugetlbfs rw,relatime,pagesize=1024M 0 0");
   f["/proc/mounts"] = `${mounts.join("\n")}\n`;
+  Object.assign(f, nodeProcFiles(b));
   for (const v of b.vms) {
     const xml = renameDomain(v.xml, v.name);
     f[`/etc/libvirt/qemu/${v.name}.xml`] = xml;
