@@ -2,7 +2,7 @@
 // and MOM's statistics averaging (StatAvg over the monitors' last sample-history-length samples).
 import { describe, expect, it } from "vitest";
 import type { Balloon } from "./balloon.js";
-import { type MomReading, MomPolicy, momTarget } from "./mom.js";
+import { MomPolicy, type MomReading, momTarget } from "./mom.js";
 
 const MAX = 2097152;
 

@@ -128,7 +128,15 @@ export class TlbArray {
   /** Drop entries matching: vpid (-1 any), pcid (-1 any), ept (-1 any), keepGlobal, key (-1 any). */
   invalidate(vpid: number, pcid: number, ept: number, keepGlobal: boolean, key: number): number {
     let n = 0;
-    for (let i = 0; i < this.key.length; i++) {
+    let from = 0;
+    let to = this.key.length;
+    if (key >= 0) {
+      // one translation lives only in the set its page number picks (insert): scan that set
+      if (this.levels[key % 4] === 0) return 0;
+      from = (Math.floor(key / 4) & (this.sets - 1)) * this.ways;
+      to = from + this.ways;
+    }
+    for (let i = from; i < to; i++) {
       if (this.key[i] === -1) continue;
       const t = this.tag[i];
       if (vpid >= 0 && t >>> 12 !== vpid) continue;
