@@ -204,12 +204,16 @@ function renderBalloons(r: ScenarioResult): string {
   const lat = (v: (typeof vms)[number]) => {
     const l = v.balloon!.latency;
     if (l.targetChanges <= 1 && l.pendingSinceMs === null) return "";
-    const pending =
-      l.pendingSinceMs === null ? "" : `, pending since ${l.pendingSinceMs.toFixed(0)} ms`;
-    return (
-      `    ${v.name}: balloon latency over ${l.targetChanges} target changes: ${l.reached} reached ` +
-      `(mean ${l.meanMs.toFixed(0)} ms, max ${l.maxMs.toFixed(0)} ms), ${l.superseded} superseded${pending}\n`
-    );
+    const parts = [
+      l.reached > 0
+        ? `${l.reached} reached (mean ${l.meanMs.toFixed(0)} ms, max ${l.maxMs.toFixed(0)} ms)`
+        : "none reached",
+    ];
+    if (l.superseded > 0) parts.push(`${l.superseded} superseded by a newer target`);
+    if (l.pendingSinceMs !== null)
+      parts.push(`the target set at ${l.pendingSinceMs.toFixed(0)} ms not reached yet`);
+    const n = l.targetChanges;
+    return `    ${v.name}: balloon latency, ${n} target change${n === 1 ? "" : "s"}: ${parts.join(", ")}\n`;
   };
   const notes = vms
     .map((v) => (v.balloon!.note ? `    ${v.name}: ${v.balloon!.note}\n` : "") + lat(v))
