@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import asciichart from "asciichart";
 import type { ScenarioResult } from "../scenario/summary.js";
 import { formatBytesHuman } from "../units/size.js";
+import { HUGE_CSV_HEADER, hugeChart, hugeCsv, renderHugepages } from "./sim-render-huge.js";
 import { table, WIDTH, wrap } from "./text.js";
 
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
@@ -55,6 +56,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     `  host: TLB hit ${pct(h.tlbHitRate)}, ${num(h.referencesPerWalk, 2)} refs/walk, ${num(h.cyclesPerAccess)} cycles/access, ${h.exitsTotal} exits\n`,
     `        ${h.kvmTablePages} KVM table pages, ${formatBytesHuman(h.freeBytes)} free\n`,
   );
+  out.push(renderHugepages(r));
   out.push(renderKsm(r));
   out.push(renderBalloons(r));
   out.push(renderSwap(r));
@@ -300,7 +302,8 @@ export function seriesCsv(r: ScenarioResult): string {
   const rows = [
     "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits," +
       "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile," +
-      "balloon_bytes,guest_swap_bytes",
+      "balloon_bytes,guest_swap_bytes," +
+      HUGE_CSV_HEADER,
   ];
   for (const s of r.series) {
     for (const v of s.vms)
@@ -322,6 +325,7 @@ export function seriesCsv(r: ScenarioResult): string {
           s.ksm.volatile,
           v.balloon,
           v.guestSwap,
+          ...hugeCsv(s),
         ].join(","),
       );
   }
@@ -409,6 +413,8 @@ export function htmlReport(r: ScenarioResult, text: string): string {
       },
     );
   }
+  const huge = hugeChart(r);
+  if (huge) charts.push({ ...huge, data: [] });
   const payload = JSON.stringify({ t, names, charts });
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>kvmem sim: ${esc(r.scenario)}</title>

@@ -8,6 +8,8 @@ import { loadScenario } from "./load.js";
 import { parseAssignment } from "./overrides.js";
 import { QEMU_PREALLOC_ERROR } from "./placement.js";
 import { simProcfs } from "./procfs.js";
+import { ScenarioRun } from "./run.js";
+import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/3-numa-hugepages.yaml", import.meta.url).pathname;
 const M2 = 2097152;
@@ -105,6 +107,31 @@ describe("3-numa-hugepages", () => {
     for (const [v, s] of pairs) expect(Number(vmstat[v])).toBe(numastat[0][s] + numastat[1][s]);
     // nothing fell back to another node here
     expect([vmstat.numa_miss, vmstat.numa_foreign]).toEqual(["0", "0"]);
+  });
+});
+
+describe("the time series and the results", () => {
+  it("samples HugePages_* and AnonHugePages as /proc/meminfo has them at the end", () => {
+    const built = buildHost(load());
+    const run = new ScenarioRun(built);
+    run.runAll();
+    const r = summarize(built, run);
+    const mi = r.procfs["/proc/meminfo"];
+    const last = r.series.at(-1)!;
+    // vm1 preallocated 1024 of the 2048 pages: nothing reserved-but-unfaulted is left
+    expect(last.hugepages["2M"]).toEqual({ total: 2048, free: 1024, rsvd: 0, surp: 0 });
+    expect(last.hugepages["1G"]).toEqual({ total: 0, free: 0, rsvd: 0, surp: 0 });
+    expect(last.anonHuge).toBe(field(mi, "AnonHugePages") * 1024);
+    // every THP frame came from a THP fault (nothing split here)
+    expect(r.host.vmstat.thp_fault_alloc * 2097152).toBe(last.anonHuge);
+    expect(r.host.hugepages["2M"].nodes).toEqual([
+      { node: 0, total: 1536, free: 512, surplus: 0 },
+      { node: 1, total: 512, free: 512, surplus: 0 },
+    ]);
+    expect(r.vms.map((v) => v.numa.homeNode)).toEqual([0, 0, 1, 1]);
+    expect(r.vms[2].numa.placement).toEqual([
+      { mode: "interleave", hostNodes: [0, 1], bytes: 2 * 1073741824 },
+    ]);
   });
 });
 

@@ -4,7 +4,8 @@
  * swap used and the KSM sysfs counters), taken at evenly spaced accesses and idle steps. Pure.
  */
 import { EXIT_REASON_COUNT } from "../x86/faults.js";
-import type { BuiltHost, SimVm } from "./build.js";
+import { KIND_THP } from "../sim/memory.js";
+import { type BuiltHost, hugeReserved, type SimVm } from "./build.js";
 import { C, type VmRunState } from "./run.js";
 
 export interface Sample {
@@ -28,6 +29,10 @@ export interface Sample {
   hostFree: number;
   /** bytes in swap */
   swapUsed: number;
+  /** hugetlb pools per size (/proc/meminfo HugePages_Total, _Free, _Rsvd, _Surp), in pages */
+  hugepages: Record<"2M" | "1G", { total: number; free: number; rsvd: number; surp: number }>;
+  /** AnonHugePages: bytes of THP-backed anonymous memory */
+  anonHuge: number;
   /** /sys/kernel/mm/ksm counters at the sample */
   ksm: {
     shared: number;
@@ -55,6 +60,11 @@ export function takeSample(
     accesses,
     hostFree: mem.freeFrames * 4096,
     swapUsed: built.reclaim.swapUsed * 4096,
+    hugepages: {
+      "2M": poolSample(built, 2097152),
+      "1G": poolSample(built, 1073741824),
+    },
+    anonHuge: mem.countKind(KIND_THP) * 4096,
     vms: states.map((st) => {
       const k = st.counters;
       const hits = k[C.tlbL1] + k[C.tlbStlb];
@@ -79,6 +89,16 @@ export function takeSample(
       fullScans: kc.full_scans,
       profit: kc.general_profit,
     },
+  };
+}
+
+function poolSample(b: BuiltHost, size: number): Sample["hugepages"]["2M"] {
+  const p = b.host.pools.get(size);
+  return {
+    total: p?.total ?? 0,
+    free: p?.free.length ?? 0,
+    rsvd: hugeReserved(b.vms, size),
+    surp: p?.surplus ?? 0,
   };
 }
 

@@ -11,7 +11,7 @@ import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
 import type { MomDecision } from "../sim/mom.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
-import type { BuiltHost, SimVm } from "./build.js";
+import { type BuiltHost, hugeReserved, type SimVm } from "./build.js";
 import { guestView } from "./guest-view.js";
 import { simKernelLog, simProcfs } from "./procfs.js";
 import { C, EXIT_IO_INSTRUCTION, type Sample, type ScenarioRun } from "./run.js";
@@ -100,6 +100,14 @@ export interface VmResult {
   oomKilled: string | null;
   /** guest RAM in swap at the end (the QEMU process's swap entries) */
   swapBytes: number;
+  /**
+   * NUMA: the node of the CPU its vCPU runs on (the local policy's node) and <numatune>'s
+   * policies over guest RAM (mode, host nodes, bytes covered); empty without numatune
+   */
+  numa: {
+    homeNode: number;
+    placement: Array<{ mode: string; hostNodes: number[]; bytes: number }>;
+  };
   /** swap-ins during the VM's accesses (major faults on the host, each SWAP_IN_CYCLES) */
   majorFaults: number;
   /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
@@ -127,7 +135,25 @@ export interface ScenarioResult {
     exitsTotal: number;
     kvmTablePages: number;
     freeBytes: number;
-    hugepages: Record<string, { total: number; free: number; surplus: number; overcommit: number }>;
+    /** pools per size: HugePages_Total/Free/Rsvd/Surp, nr_overcommit_hugepages, and per node */
+    hugepages: Record<
+      string,
+      {
+        total: number;
+        free: number;
+        reserved: number;
+        surplus: number;
+        overcommit: number;
+        nodes: Array<{ node: number; total: number; free: number; surplus: number }>;
+      }
+    >;
+    /** per NUMA node: memory, free memory, and the numastat counters */
+    numa: Array<{
+      node: number;
+      memoryBytes: number;
+      freeBytes: number;
+      numastat: Record<string, number>;
+    }>;
     /** /sys/kernel/mm/ksm/* at the end of the run */
     ksm: Record<string, number>;
     /** MOM's balloon targets (null: not running) */
@@ -146,7 +172,14 @@ export interface ScenarioResult {
       pgmajfault: number;
     };
     /** /proc/vmstat counters kvmem models */
-    vmstat: { thp_split_page: number; cow_ksm: number; pswpin: number; pswpout: number };
+    vmstat: {
+      thp_split_page: number;
+      cow_ksm: number;
+      pswpin: number;
+      pswpout: number;
+      thp_fault_alloc: number;
+      thp_fault_fallback: number;
+    };
   };
   vms: VmResult[];
   series: Sample[];
@@ -284,6 +317,14 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
         ? `at ${sv.oomKilled.at.toFixed(2)} ms: ${sv.oomKilled.message}`
         : null,
       swapBytes: sv.mm ? b.reclaim.swappedOf(sv.mm) * 4096 : 0,
+      numa: {
+        homeNode: sv.homeNode,
+        placement: sv.placement.map((p) => ({
+          mode: p.mode,
+          hostNodes: p.hostNodes,
+          bytes: p.end - p.start,
+        })),
+      },
       majorFaults: st?.majorFaults ?? 0,
     };
   });
@@ -297,9 +338,27 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
     hugepages[size === 2097152 ? "2M" : "1G"] = {
       total: pool.total,
       free: pool.free.length,
+      reserved: hugeReserved(b.vms, size),
       surplus: pool.surplus,
       overcommit: pool.overcommit,
+      nodes: Array.from({ length: b.host.mem.nodes }, (_, n) => ({
+        node: n,
+        total: pool.totalNode[n],
+        free: pool.freeOn(b.host.mem, n),
+        surplus: pool.surplusNode[n],
+      })),
     };
+  const mem = b.host.mem;
+  const numa = Array.from({ length: mem.nodes }, (_, n) => ({
+    node: n,
+    memoryBytes: mem.nodeFrames(n) * 4096,
+    freeBytes: mem.nodeFree[n] * 4096,
+    numastat: Object.fromEntries(
+      ["numa_hit", "numa_miss", "numa_foreign", "interleave_hit", "local_node", "other_node"].map(
+        (k, i) => [k, mem.numaStat[n * 6 + i]],
+      ),
+    ),
+  }));
   return {
     scenario: s.name,
     seed: s.seed,
@@ -317,6 +376,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       kvmTablePages: sum((v) => v.kvmTablePages),
       freeBytes: b.host.mem.freeFrames * 4096,
       hugepages,
+      numa,
       ksm: b.ksm.counters(),
       ksmCowBreaks: b.ksm.cowBreaks,
       ksmtuned: b.ksmtuned ? b.ksmtuned.log : null,
@@ -334,6 +394,8 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
         cow_ksm: b.ptes.vmstat.cow_ksm,
         pswpin: b.ptes.vmstat.pswpin,
         pswpout: b.ptes.vmstat.pswpout,
+        thp_fault_alloc: mem.thpFaultAlloc,
+        thp_fault_fallback: mem.thpFaultFallback,
       },
     },
     vms,
