@@ -3,6 +3,9 @@
 // its node is short while the total would suffice, surplus pages on the bound node, the per-node
 // sysfs files summing to the global ones. Expected values are worked out in the comments.
 import { describe, expect, it } from "vitest";
+import { hostReport } from "../cli/host.js";
+import { MapProcFs } from "../inspect/procfs.js";
+import { HostReportSchema } from "../inspect/schema.js";
 import { buildHost } from "./build.js";
 import { loadScenario } from "./load.js";
 import { parseAssignment } from "./overrides.js";
@@ -132,6 +135,30 @@ describe("the time series and the results", () => {
     expect(r.vms[2].numa.placement).toEqual([
       { mode: "interleave", hostNodes: [0, 1], bytes: 2 * 1073741824 },
     ]);
+  });
+});
+
+describe("kvmem host --sim on the NUMA host", () => {
+  it("reads the per-node pools and finds vm2 bound to a node whose pool is short", () => {
+    const built = buildHost(load());
+    const report = hostReport(new MapProcFs(simProcfs(built), { kind: "sim" }));
+    expect(HostReportSchema.safeParse(report).success).toBe(true);
+    expect(report.hugepages.numaNodes).toEqual([0, 1]);
+    const pool = report.hugepages.pools.find((p) => p.sizeKiB === 2048)!;
+    expect(pool.nodes).toEqual([
+      { node: 0, nr: 1536, free: 512, surplus: 0 },
+      { node: 1, nr: 512, free: 512, surplus: 0 },
+    ]);
+    const f = report.findings.find((x) => x.id === "hugepage-node-short");
+    expect(f?.title).toBe(
+      "Domain vm2 is bound to host node(s) 1 whose 2M pools hold 512 free pages; it needs 1024",
+    );
+    // node 1 needs 512 more pages: 512 + 512
+    expect(f?.fix.text).toBe(
+      "echo 1024 > /sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages",
+    );
+    // in total the pool has enough free pages, so the global finding stays quiet
+    expect(report.findings.find((x) => x.id === "hugepage-pool-short")).toBeUndefined();
   });
 });
 
