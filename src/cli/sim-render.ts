@@ -59,6 +59,7 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
   out.push(renderHugepages(r));
   out.push(renderKsm(r));
   out.push(renderBalloons(r));
+  out.push(renderPageCache(r));
   out.push(renderSwap(r));
   out.push(renderGuestSwap(r));
   out.push("\n  exits by reason\n");
@@ -116,6 +117,60 @@ export function renderSim(r: ScenarioResult, opts: { chart: boolean; color?: boo
     else out.push(`  lines: ${ok.map((v) => v.name).join(", ")} (colours on a terminal)\n`);
   }
   return fitWidth(out.join(""));
+}
+
+/**
+ * The page cache and the LRU lists, when the host has a page cache: each VM's disk I/O (cache
+ * mode, reads the cache served), the lists, and how reclaim split its scanning (swappiness).
+ */
+function renderPageCache(r: ScenarioResult): string {
+  const s = r.host.reclaim;
+  const disks = r.vms.filter((x) => x.disk);
+  if (disks.length === 0 && s.pageCacheBytes === 0 && s.pgstealFile === 0) return "";
+  const l = s.lru;
+  const mib = (pages: number) => formatBytesHuman(pages * 4096);
+  const bal = Object.entries(s.scanBalance)
+    .filter(([, n]) => n > 0)
+    .map(([k, n]) => `${k} ${n}`)
+    .join(", ");
+  return (
+    `\n  page cache: ${formatBytesHuman(s.pageCacheBytes)} (${formatBytesHuman(s.dirtyBytes)} dirty); ` +
+    `LRU: active anon ${mib(l.activeAnon)}, inactive anon ${mib(l.inactiveAnon)}, ` +
+    `active file ${mib(l.activeFile)}, inactive file ${mib(l.inactiveFile)}\n` +
+    `    vm.swappiness ${s.swappiness}: pgscan anon ${s.pgscanAnon}, file ${s.pgscanFile}; ` +
+    `pgsteal anon ${s.pgstealAnon}, file ${s.pgstealFile}; pgactivate ${s.pgactivate}, ` +
+    `pgdeactivate ${s.pgdeactivate}\n` +
+    `    reclaim passes by get_scan_count balance: ${bal || "none"}\n` +
+    (disks.length
+      ? table(
+          disks.map((x) => {
+            const d = x.disk!;
+            return [
+              x.name,
+              d.cache,
+              String(d.reads),
+              d.reads ? pct(d.readHits / d.reads) : "-",
+              String(d.writes),
+              String(d.diskReads),
+              String(d.diskWrites),
+              formatBytesHuman(d.pageCacheBytes),
+            ];
+          }),
+          {
+            header: [
+              "vm",
+              "cache",
+              "reads",
+              "cache hit",
+              "writes",
+              "disk reads",
+              "disk writes",
+              "cached",
+            ],
+          },
+        )
+      : "")
+  );
 }
 
 /** Swap and reclaim, when anything was swapped: the host's counters and each VM's share. */
@@ -370,6 +425,11 @@ export function htmlReport(r: ScenarioResult, text: string): string {
       extra: [
         { label: "swap used", stroke: "#d62728", data: r.series.map((s) => s.swapUsed / 1048576) },
         { label: "host free", stroke: "#2ca02c", data: r.series.map((s) => s.hostFree / 1048576) },
+        {
+          label: "page cache",
+          stroke: "#1f77b4",
+          data: r.series.map((s) => s.pageCache / 1048576),
+        },
       ],
     });
   if (r.vms.some((v) => v.balloon && v.balloon.inflatedPages > 0))

@@ -117,6 +117,28 @@ export interface Memballoon {
   implicit: boolean;
 }
 
+/** libvirt <driver cache> (virDomainDiskCache): how QEMU opens the image (O_DIRECT, O_DSYNC) */
+export type DiskCacheMode =
+  | "default"
+  | "none"
+  | "writethrough"
+  | "writeback"
+  | "directsync"
+  | "unsafe";
+
+export interface DiskDef {
+  /** <disk type>: file, block, network, volume, ... */
+  type: string | undefined;
+  /** <disk device>: disk (the default), cdrom, floppy, lun */
+  device: string;
+  /** <driver cache>; "default" when absent (QEMU's default: writeback) */
+  cache: DiskCacheMode;
+  /** <target dev> */
+  target: string | undefined;
+  /** <source file> or <source dev> */
+  source: string | undefined;
+}
+
 export interface Domain {
   /** <domain type>, e.g. "kvm", "qemu" */
   type: string | undefined;
@@ -143,6 +165,8 @@ export interface Domain {
   numa: NumaCell[];
   memoryDevices: MemoryDevice[];
   memballoon: Memballoon;
+  /** <devices><disk>: the guest's disks (virDomainDiskDefParseXML), in document order */
+  disks: DiskDef[];
   /** <devices><shmem>: memory shared between guests (ivshmem) */
   shmems: Array<{
     name: string | undefined;

@@ -7,7 +7,9 @@
  * virDomainMemballoonDefParseXML reads <memballoon model> with autodeflate and freePageReporting
  * (on|off) and <stats period>; when there is no <memballoon> at all, libvirt's QEMU driver adds a
  * virtio one (qemuDomainDefAddDefaultDevices, src/qemu/qemu_domain.c), which the model records as
- * implicit. virDomainShmemDefParseXML reads <shmem><size> as a scaled value in bytes.
+ * implicit. virDomainDiskDefParseXML reads each <disk>'s type, device, target, source and its
+ * <driver cache> mode (virDomainDiskCache; absent is "default", QEMU's writeback).
+ * virDomainShmemDefParseXML reads <shmem><size> as a scaled value in bytes.
  */
 import type { Domain, Memballoon, MemoryDevice, MemoryModel } from "./model.js";
 import type { DomainSource, Reader } from "./reader.js";
@@ -16,6 +18,16 @@ import { attr, child, childrenNamed, type XmlElement } from "./xml.js";
 
 const R_DEV = "virDomainMemoryDefParseXML (domain_conf.c)";
 const R_BAL = "virDomainMemballoonDefParseXML (domain_conf.c)";
+const R_DISK = "virDomainDiskDefDriverParseXML (domain_conf.c)";
+/** virDomainDiskCache (domain_conf.h), as formatdomain's <driver cache> lists them */
+const DISK_CACHE = [
+  "default",
+  "none",
+  "writethrough",
+  "writeback",
+  "directsync",
+  "unsafe",
+] as const;
 const MODELS: readonly MemoryModel[] = ["dimm", "nvdimm", "virtio-pmem", "virtio-mem", "sgx-epc"];
 
 /**
@@ -152,6 +164,17 @@ export function parseDevices(r: Reader, root: XmlElement, d: Domain, src: Domain
       else b.statsPeriod = Number(p);
     }
     d.memballoon = b;
+  }
+  for (const el of childrenNamed(devices, "disk")) {
+    const driver = child(el, "driver");
+    const source = child(el, "source");
+    d.disks.push({
+      type: attr(el, "type"),
+      device: attr(el, "device") ?? "disk",
+      cache: driver ? (r.enumAttr(driver, "cache", DISK_CACHE, R_DISK) ?? "default") : "default",
+      target: attr(child(el, "target"), "dev"),
+      source: attr(source, "file") ?? attr(source, "dev"),
+    });
   }
   for (const el of childrenNamed(devices, "shmem")) {
     const sizeEl = child(el, "size");

@@ -67,6 +67,7 @@ function emptyDomain(): Domain {
       statsPeriod: undefined,
       implicit: true,
     },
+    disks: [],
     shmems: [],
     vcpus: { max: 1, current: 1 },
   };

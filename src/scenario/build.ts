@@ -35,6 +35,7 @@ import { parseLackey, TraceWorkload } from "../workload/lackey.js";
 import { SyntheticWorkload } from "../workload/patterns.js";
 import { Prng } from "../workload/prng.js";
 import { GuestContent, ImageRegistry } from "./content.js";
+import { DiskIo } from "./diskio.js";
 import {
   type PolicyRange,
   preallocShortfall,
@@ -84,8 +85,10 @@ export interface BuiltHost {
   ptes: HostPtes;
   /** ksmd (runs when host.kernel.ksm.run is 1) */
   ksm: Ksm;
-  /** swap, kswapd and direct reclaim over the VMs' anonymous memory */
+  /** the LRU lists, the page cache, swap, kswapd and direct reclaim */
   reclaim: Reclaim;
+  /** the guests' disk I/O through QEMU (fills the host's page cache) */
+  diskIo: DiskIo;
   /** ksmtuned, when the scenario's host runs it */
   ksmtuned: Ksmtuned | null;
   /** oVirt MOM's balloon policy, when the scenario's host runs it */
@@ -168,7 +171,12 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   const reclaim = new Reclaim(ptes, ksm, {
     swapBytes: s.host.swap,
     minFreeKbytes: defaultMinFreeKbytes(host.mem.nframes * 4),
+    // reclaim reads vm.swappiness from here when it runs (a timeline `set` changes it)
+    sysctl: s.host.kernel,
   });
+  // other host processes' files, read before the VMs start (host.pageCache)
+  reclaim.cache.fillHostFiles(Math.floor(s.host.pageCache / 4096));
+  const diskIo = new DiskIo(reclaim.cache, s.seed);
   const vms: SimVm[] = [];
   s.vms.forEach((entry, index) => {
     const src = input.domains.get(entry.name) ?? { xml: entry.xml ?? "", file: entry.name };
@@ -232,7 +240,7 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   const ksmtuned = tuned ? new Ksmtuned(tuned, host.mem.nframes * 4) : null;
   const m = s.host.policies.mom;
   const mom = m ? new MomPolicy(m.intervalS, m.monitorIntervalS, m.sampleHistoryLength) : null;
-  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, ksmtuned, mom };
+  return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, diskIo, ksmtuned, mom };
 }
 
 /** QEMU's error when hugetlbfs cannot back guest RAM (backends/hostmem-file.c, qemu_ram_mmap). */

@@ -6,8 +6,8 @@
  * sysfs, mm/huge_memory.c (THP selectors), mm/ksm.c sysfs, mm/vmstat.c (/proc/vmstat),
  * fs/proc_namespace.c (mounts),
  * mm/mm_init.c mem_init_print_info (the boot "Memory:" line).
- * What is modelled: frames by owner (free, kernel/KVM tables, anonymous, THP, hugetlb); no page
- * cache, slab or kernel image, so MemAvailable = MemFree and Cached = 0 (docs/model.md).
+ * What is modelled: frames by owner (free, kernel/KVM tables, anonymous, THP, hugetlb, the page
+ * cache with its LRU lists); no slab or kernel image. MemAvailable is si_mem_available's.
  * Pure: no Node APIs.
  */
 import { KIND_ANON, KIND_KERNEL, KIND_THP } from "../sim/memory.js";
@@ -47,26 +47,43 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   const ratio = 50;
   const commitLimit = ((totalKiB - hugeKiB) * ratio) / 100 + swapKiB;
   const resv2 = hugeReserved(b.vms, 2 * MiB);
+  // the LRU lists (frames freed behind reclaim's back dropped first) and the page cache
+  const lists = b.reclaim.lists();
+  const cache = b.reclaim.cache;
+  const buffersKiB = cache.buffers * 4;
+  // meminfo_proc_show: Cached = NR_FILE_PAGES - swap cache - Buffers (nr_blockdev_pages)
+  const cachedKiB = cache.pages * 4 - buffersKiB;
+  // si_mem_available (mm/show_mem.c): free - totalreserve_pages (the high watermark: one zone,
+  // no lowmem_reserve) + the page cache less min(half of it, the low watermark); >= 0
+  const pagecache = lists.activeFile + lists.inactiveFile;
+  const availableKiB =
+    Math.max(
+      0,
+      mem.freeFrames -
+        b.reclaim.high +
+        pagecache -
+        Math.min(Math.floor(pagecache / 2), b.reclaim.low),
+    ) * 4;
   f["/proc/meminfo"] =
     kb("MemTotal", totalKiB) +
     kb("MemFree", freeKiB) +
-    kb("MemAvailable", freeKiB) +
-    kb("Buffers", 0) +
-    kb("Cached", 0) +
+    kb("MemAvailable", availableKiB) +
+    kb("Buffers", buffersKiB) +
+    kb("Cached", cachedKiB) +
     kb("SwapCached", 0) +
-    kb("Active", anonKiB + thpKiB) +
-    kb("Inactive", 0) +
-    kb("Active(anon)", anonKiB + thpKiB) +
-    kb("Inactive(anon)", 0) +
-    kb("Active(file)", 0) +
-    kb("Inactive(file)", 0) +
+    kb("Active", (lists.activeAnon + lists.activeFile) * 4) +
+    kb("Inactive", (lists.inactiveAnon + lists.inactiveFile) * 4) +
+    kb("Active(anon)", lists.activeAnon * 4) +
+    kb("Inactive(anon)", lists.inactiveAnon * 4) +
+    kb("Active(file)", lists.activeFile * 4) +
+    kb("Inactive(file)", lists.inactiveFile * 4) +
     kb("Unevictable", b.reclaim.mlockedPages() * 4) +
     kb("Mlocked", b.reclaim.mlockedPages() * 4) +
     kb("SwapTotal", swapKiB) +
     kb("SwapFree", swapKiB - b.reclaim.swapUsed * 4) +
     kb("Zswap", 0) +
     kb("Zswapped", 0) +
-    kb("Dirty", 0) +
+    kb("Dirty", cache.dirty * 4) +
     kb("Writeback", 0) +
     kb("AnonPages", anonKiB + thpKiB) +
     kb("Mapped", 0) +
@@ -173,9 +190,25 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     ["nr_anon_pages", (anonKiB + thpKiB) / 4],
     ["nr_anon_transparent_hugepages", thpKiB / 2048],
     ...numaVmstat(b),
+    ["nr_inactive_anon", lists.inactiveAnon],
+    ["nr_active_anon", lists.activeAnon],
+    ["nr_inactive_file", lists.inactiveFile],
+    ["nr_active_file", lists.activeFile],
+    ["nr_file_pages", cache.pages],
+    ["nr_dirty", cache.dirty],
     ["pgmajfault", b.reclaim.pgmajfault],
+    // pgpgin/pgpgout: KiB of block I/O (vmstat_start: sectors / 2), swap and O_DIRECT included
+    ["pgpgin", cache.pgpginKiB + vs.pswpin * 4],
+    ["pgpgout", cache.pgpgoutKiB + vs.pswpout * 4],
     ["pswpin", vs.pswpin],
     ["pswpout", vs.pswpout],
+    ["pgactivate", b.reclaim.lru.pgactivate],
+    ["pgdeactivate", b.reclaim.lru.pgdeactivate],
+    ["pgrefill", b.reclaim.lru.pgrefill],
+    ["pgscan_anon", b.reclaim.pgscanAnon],
+    ["pgscan_file", b.reclaim.pgscanFile],
+    ["pgsteal_anon", b.reclaim.pgstealAnon],
+    ["pgsteal_file", b.reclaim.pgstealFile],
     ["allocstall_normal", b.reclaim.allocstall],
     ["pgsteal_kswapd", b.reclaim.pgstealKswapd],
     ["pgsteal_direct", b.reclaim.pgstealDirect],

@@ -243,6 +243,8 @@ export class ScenarioRun {
     );
     this.built.ksm.runUntil(now);
     this.built.mom?.runUntil(now, () => momInputs(this.states, this.built.host.mem, now));
+    // the guests' disk I/O fills the page cache; kswapd then balances the LRU lists
+    this.built.diskIo.runUntil(now, this.states);
     this.built.reclaim.kswapd();
     this.reap();
     const dt = now - this.daemonMs;

@@ -29,6 +29,8 @@ export interface Sample {
   hostFree: number;
   /** bytes in swap */
   swapUsed: number;
+  /** bytes in the host's page cache (Buffers + Cached) */
+  pageCache: number;
   /** hugetlb pools per size (/proc/meminfo HugePages_Total, _Free, _Rsvd, _Surp), in pages */
   hugepages: Record<"2M" | "1G", { total: number; free: number; rsvd: number; surp: number }>;
   /** AnonHugePages: bytes of THP-backed anonymous memory */
@@ -60,6 +62,7 @@ export function takeSample(
     accesses,
     hostFree: mem.freeFrames * 4096,
     swapUsed: built.reclaim.swapUsed * 4096,
+    pageCache: built.reclaim.cache.pages * 4096,
     hugepages: {
       "2M": poolSample(built, 2097152),
       "1G": poolSample(built, 1073741824),

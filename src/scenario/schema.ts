@@ -116,6 +116,8 @@ const HostFields = z.strictObject({
       swappiness: 60,
     }),
   swap: Size.default(0),
+  /** other host processes' files in the page cache at boot (clean, on the inactive file list) */
+  pageCache: Size.default(0),
   /** the daemons operators run on top of the kernel (docs/overcommit.md) */
   policies: z
     .strictObject({
@@ -225,6 +227,18 @@ export const WorkloadSchema = z.strictObject({
    * (the host keeps backing them until a balloon or free page reporting gives them back)
    */
   exitAtEnd: z.boolean().default(false),
+  /**
+   * the guest's disk I/O through QEMU, in bytes per simulated second: 4 KiB reads and writes
+   * at random over an image of `image` bytes, for as long as the VM runs (to `duration`); the
+   * domain's first <disk>'s <driver cache> decides whether the host's page cache holds them
+   */
+  disk: z
+    .strictObject({
+      read: Size.default(0),
+      write: Size.default(0),
+      image: Size.pipe(z.number().positive()).default(4 * 2 ** 30),
+    })
+    .optional(),
 });
 
 export const GuestSchema = z

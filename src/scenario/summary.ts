@@ -110,6 +110,20 @@ export interface VmResult {
   };
   /** swap-ins during the VM's accesses (major faults on the host, each SWAP_IN_CYCLES) */
   majorFaults: number;
+  /**
+   * the guest's disk I/O through QEMU (null: none): the <driver cache> mode, 4 KiB requests,
+   * reads the host's page cache served, pages read from / written to the disk, and the image's
+   * pages in the page cache now (its memory cgroup's "file")
+   */
+  disk: {
+    cache: string;
+    reads: number;
+    readHits: number;
+    writes: number;
+    diskReads: number;
+    diskWrites: number;
+    pageCacheBytes: number;
+  } | null;
   /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
   ksm: {
     rmapItems: number;
@@ -170,6 +184,23 @@ export interface ScenarioResult {
       kswapdRuns: number;
       allocstall: number;
       pgmajfault: number;
+      /** vm.swappiness at the end, and how get_scan_count balanced the reclaim passes */
+      swappiness: number;
+      scanBalance: Record<string, number>;
+      /** the LRU lists (pages) and the page cache (bytes) at the end */
+      lru: { activeAnon: number; inactiveAnon: number; activeFile: number; inactiveFile: number };
+      pageCacheBytes: number;
+      dirtyBytes: number;
+      /** /proc/vmstat: pgactivate, pgdeactivate, pgrefill, pgscan/pgsteal per type, pgpgin/out */
+      pgactivate: number;
+      pgdeactivate: number;
+      pgrefill: number;
+      pgscanAnon: number;
+      pgscanFile: number;
+      pgstealAnon: number;
+      pgstealFile: number;
+      pgpginKiB: number;
+      pgpgoutKiB: number;
     };
     /** /proc/vmstat counters kvmem models */
     vmstat: {
@@ -250,6 +281,20 @@ function ksmOf(b: BuiltHost, mm: Mm | null): VmResult["ksm"] {
   };
 }
 
+function diskOf(b: BuiltHost, sv: SimVm): VmResult["disk"] {
+  const img = b.diskIo.imageOf(sv);
+  if (!img) return null;
+  return {
+    cache: img.mode,
+    reads: img.reads,
+    readHits: img.readHits,
+    writes: img.writes,
+    diskReads: img.diskReads,
+    diskWrites: img.diskWrites,
+    pageCacheBytes: img.cached * 4096,
+  };
+}
+
 export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
   const vms: VmResult[] = b.vms.map((sv) => {
     const st = run.states.find((x) => x.sv === sv);
@@ -326,6 +371,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
         })),
       },
       majorFaults: st?.majorFaults ?? 0,
+      disk: diskOf(b, sv),
     };
   });
   const running = vms.filter((v) => v.state === "running");
@@ -388,6 +434,20 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
         kswapdRuns: b.reclaim.pageoutrun,
         allocstall: b.reclaim.allocstall,
         pgmajfault: b.reclaim.pgmajfault,
+        swappiness: b.reclaim.sysctl.swappiness,
+        scanBalance: { ...b.reclaim.balances },
+        lru: b.reclaim.lists(),
+        pageCacheBytes: b.reclaim.cache.pages * 4096,
+        dirtyBytes: b.reclaim.cache.dirty * 4096,
+        pgactivate: b.reclaim.lru.pgactivate,
+        pgdeactivate: b.reclaim.lru.pgdeactivate,
+        pgrefill: b.reclaim.lru.pgrefill,
+        pgscanAnon: b.reclaim.pgscanAnon,
+        pgscanFile: b.reclaim.pgscanFile,
+        pgstealAnon: b.reclaim.pgstealAnon,
+        pgstealFile: b.reclaim.pgstealFile,
+        pgpginKiB: b.reclaim.cache.pgpginKiB + b.ptes.vmstat.pswpin * 4,
+        pgpgoutKiB: b.reclaim.cache.pgpgoutKiB + b.ptes.vmstat.pswpout * 4,
       },
       vmstat: {
         thp_split_page: b.ptes.vmstat.thp_split_page,
