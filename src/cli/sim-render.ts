@@ -314,6 +314,15 @@ function renderKsm(r: ScenarioResult): string {
         `free ${d.freeKiB} kB -> ${d.run ? `start, pages_to_scan ${d.pagesToScan}, sleep ${d.sleepMillisecs} ms` : "stop"}\n`,
     );
   }
+  const mk = r.host.momKsm;
+  if (mk && mk.length > 0) {
+    const d = mk[mk.length - 1];
+    lines.push(
+      `    MOM KSM rules: ${mk.length} decisions; last at ${d.atMs} ms: mem_free avg ` +
+        `${Math.round(d.memFreeAvgKiB)} kB, shareable ${Math.round(d.shareableKiB)} kB -> ` +
+        `${d.run ? `run, pages_to_scan ${d.pagesToScan}, sleep ${d.sleepMillisecs} ms` : "stop"}\n`,
+    );
+  }
   const vms = r.vms.filter((v) => v.state === "running");
   lines.push(
     table(

@@ -239,7 +239,14 @@ export function buildHost(input: ScenarioInput): BuiltHost {
   const tuned = s.host.policies.ksmtuned;
   const ksmtuned = tuned ? new Ksmtuned(tuned, host.mem.nframes * 4) : null;
   const m = s.host.policies.mom;
-  const mom = m ? new MomPolicy(m.intervalS, m.monitorIntervalS, m.sampleHistoryLength) : null;
+  const mom = m
+    ? new MomPolicy(
+        m.intervalS,
+        m.monitorIntervalS,
+        m.sampleHistoryLength,
+        m.ksm ? ksm.settings : null,
+      )
+    : null;
   return { scenario: s, host, vms, reserved, ptes, ksm, reclaim, diskIo, ksmtuned, mom };
 }
 

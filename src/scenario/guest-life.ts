@@ -133,14 +133,25 @@ export function ksmtunedInputs(states: readonly VmRunState[], mem: PhysMem) {
   return { committedKiB: rss, freeKiB: mem.freeFrames * 4 };
 }
 
-/** What MOM's collectors read: host MemFree/MemTotal, guests with balloon statistics. */
+/**
+ * What MOM's collectors read: host MemFree/MemTotal, guests with balloon statistics, and
+ * ksm_shareable (the QEMU processes' VSZ: here their mappings, guest RAM).
+ */
 export function momInputs(states: readonly VmRunState[], mem: PhysMem, nowMs: number) {
   const guests: MomGuest[] = [];
+  let vszBytes = 0;
+  for (const st of states)
+    if (st.sv.mm && !st.sv.mm.killed) for (const v of st.sv.mm.vmas) vszBytes += v.end - v.start;
   for (const st of states) {
     const { balloon, os, mm, domain, name } = st.sv;
     if (!balloon || !os || mm?.killed || st.startMs > nowMs) continue;
     if ((domain.memballoon.statsPeriod ?? 0) <= 0) continue;
     guests.push({ name, balloon, unusedKiB: os.free4K * 4 });
   }
-  return { memFreeKiB: mem.freeFrames * 4, memTotalKiB: mem.nframes * 4, guests };
+  return {
+    memFreeKiB: mem.freeFrames * 4,
+    memTotalKiB: mem.nframes * 4,
+    guests,
+    shareableKiB: vszBytes / 1024,
+  };
 }

@@ -146,6 +146,8 @@ const HostFields = z.strictObject({
           monitorIntervalS: z.number().positive().optional(),
           /** sample-history-length: samples the rules' StatAvg averages */
           sampleHistoryLength: z.number().int().positive().optional(),
+          /** run MOM's KSM rules too (vdsm's mom-balloon+ksm policy), instead of ksmtuned */
+          ksm: z.boolean().optional(),
         })
         .optional(),
     })

@@ -9,7 +9,7 @@ import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
 import type { KsmtunedDecision } from "../sim/ksmtuned.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
-import type { MomDecision } from "../sim/mom.js";
+import type { MomDecision, MomKsmDecision } from "../sim/mom.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
 import { type BuiltHost, hugeReserved, type SimVm } from "./build.js";
 import { guestView } from "./guest-view.js";
@@ -172,6 +172,8 @@ export interface ScenarioResult {
     ksm: Record<string, number>;
     /** MOM's balloon targets (null: not running) */
     mom: MomDecision[] | null;
+    /** MOM's KSM rules' decisions (null: MOM does not run them) */
+    momKsm: MomKsmDecision[] | null;
     /** ksmtuned's decisions (null: not running) */
     ksmtuned: KsmtunedDecision[] | null;
     /** copy-on-write breaks of KSM and zero pages (guest writes to merged pages) */
@@ -427,6 +429,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       ksmCowBreaks: b.ksm.cowBreaks,
       ksmtuned: b.ksmtuned ? b.ksmtuned.log : null,
       mom: b.mom ? b.mom.log : null,
+      momKsm: b.mom?.ksm ? b.mom.ksmLog : null,
       reclaim: {
         swapTotalBytes: b.reclaim.slots * 4096,
         swapUsedBytes: b.reclaim.swapUsed * 4096,

@@ -1,8 +1,10 @@
 // MOM's balloon rules on numbers worked by hand (KiB): a 2 GiB guest (2097152) with 1 GiB free;
-// and MOM's statistics averaging (StatAvg over the monitors' last sample-history-length samples).
+// and MOM's statistics averaging (StatAvg over the monitors' last sample-history-length samples);
+// and its KSM rules (ksm.rules: stop, or run with pages_to_scan boosted or decayed).
 import { describe, expect, it } from "vitest";
 import type { Balloon } from "./balloon.js";
-import { MomPolicy, type MomReading, momTarget } from "./mom.js";
+import { KSM_DEFAULTS } from "./ksm-tree.js";
+import { MomPolicy, type MomReading, momKsm, momTarget } from "./mom.js";
 
 const MAX = 2097152;
 
@@ -91,5 +93,48 @@ describe("MOM statistics averaging (StatAvg)", () => {
     expect(mom.log[0].usedKiB).toBe(1310720);
     expect(mom.log[0].hostFreePercent).toBeCloseTo(0.1, 12);
     expect(mom.log[0].targetKiB).toBe(1992294);
+  });
+});
+
+describe("MOM KSM rules (ksm.rules)", () => {
+  // a 16 GiB host: mem_available 16777216 KiB, threshold = 20% = 3355443.2 KiB
+  const AVAIL = 16777216;
+
+  it("stops ksmd with little committed and enough free; else runs it, boosting or decaying", () => {
+    // 4 GiB shareable: 3355443.2 + 4194304 < 16777216 and 8 GiB free > threshold: stop
+    expect(momKsm(AVAIL, 8388608, 4194304, 100).run).toBe(0);
+    // 14 GiB shareable: threshold + shareable > mem_available: run; free above the threshold:
+    // decay 100 - 50 = 50, clamped to 64; sleep = 10 x 16777216 / 16777216 = 10 ms
+    expect(momKsm(AVAIL, 8388608, 14680064, 100)).toEqual({
+      run: 1,
+      pagesToScan: 64,
+      sleepMillisecs: 10,
+    });
+    // free below the threshold: boost 1200 + 300, capped at 1250
+    expect(momKsm(AVAIL, 1048576, 4194304, 1200)).toEqual({
+      run: 1,
+      pagesToScan: 1250,
+      sleepMillisecs: 10,
+    });
+    // an 8 GiB host sleeps longer: 10 x 16777216 / 8388608 = 20 ms
+    expect(momKsm(8388608, 0, 0, 100).sleepMillisecs).toBe(20);
+  });
+
+  it("a policy run writes ksmd's knobs from the averaged mem_free and the sampled pages_to_scan", () => {
+    const ksm = { ...KSM_DEFAULTS }; // run 0, pages_to_scan 100, sleep 20
+    const read = (): MomReading => ({
+      memFreeKiB: 1048576, // below the 3355443.2 threshold at every sample
+      memTotalKiB: AVAIL,
+      guests: [],
+      shareableKiB: 4194304,
+    });
+    const mom = new MomPolicy(10, 5, 10, ksm);
+    for (let t = 0; t <= 20000; t += 5000) mom.runUntil(t, read);
+    // t=10 s: run, pages_to_scan 100 + 300 = 400, sleep 10; t=20 s: the sampled 400 + 300
+    expect(mom.ksmLog.map((d) => [d.atMs, d.run, d.pagesToScan, d.sleepMillisecs])).toEqual([
+      [10000, 1, 400, 10],
+      [20000, 1, 700, 10],
+    ]);
+    expect([ksm.run, ksm.pages_to_scan, ksm.sleep_millisecs]).toEqual([1, 700, 10]);
   });
 });

@@ -20,8 +20,16 @@
  * of every kept sample), while balloon_cur and balloon_max are the latest sample. A guest the
  * monitor has no sample of yet is not in the policy's view. A guest without balloon statistics
  * (<stats period>) gives MOM nothing to work with and is left alone.
+ * With its KSM rules too (ksm.rules, as vdsm's mom-balloon+ksm policy runs them, an alternative to
+ * ksmtuned): threshold = mem_available x ksm_free_percent (0.20); ksmd stops when threshold +
+ * ksm_shareable (the QEMU processes' VSZ, HostKSM.get_shareable_mem) < mem_available and
+ * StatAvg mem_free > threshold; otherwise it runs with sleep_millisecs = 10 x 16777216 /
+ * mem_available and pages_to_scan = the sampled ksm_pages_to_scan + 300 (mem_free average below
+ * the threshold) or - 50, clamped to [64, 1250] (change_npages).
  */
+
 import type { Balloon } from "./balloon.js";
+import type { KsmSettings } from "./ksm-tree.js";
 
 export const MOM = Object.freeze({
   pressureThreshold: 0.2,
@@ -86,6 +94,50 @@ export interface MomReading {
   memFreeKiB: number;
   memTotalKiB: number;
   guests: MomGuest[];
+  /** ksm_shareable: the QEMU processes' virtual size, KiB (for the KSM rules) */
+  shareableKiB?: number;
+}
+
+/** ksm.rules' constants */
+export const MOM_KSM = Object.freeze({
+  pagesBoost: 300,
+  pagesDecay: -50,
+  npagesMin: 64,
+  npagesMax: 1250,
+  sleepMsBaseline: 10,
+  freePercent: 0.2,
+});
+
+export interface MomKsmDecision {
+  atMs: number;
+  /** StatAvg mem_free and ksm_shareable, KiB */
+  memFreeAvgKiB: number;
+  shareableKiB: number;
+  run: 0 | 1;
+  pagesToScan: number;
+  sleepMillisecs: number;
+}
+
+/**
+ * ksm.rules on one policy run: what MOM writes to ksmd (run, and when running pages_to_scan and
+ * sleep_millisecs). `pagesToScan` is the sampled ksm_pages_to_scan.
+ */
+export function momKsm(
+  memAvailKiB: number,
+  memFreeAvgKiB: number,
+  shareableKiB: number,
+  pagesToScan: number,
+): { run: 0 | 1; pagesToScan: number; sleepMillisecs: number | null } {
+  const threshold = memAvailKiB * MOM_KSM.freePercent;
+  if (threshold + shareableKiB < memAvailKiB && memFreeAvgKiB > threshold)
+    return { run: 0, pagesToScan, sleepMillisecs: null };
+  const delta = memFreeAvgKiB < threshold ? MOM_KSM.pagesBoost : MOM_KSM.pagesDecay;
+  return {
+    run: 1,
+    pagesToScan: Math.min(MOM_KSM.npagesMax, Math.max(MOM_KSM.npagesMin, pagesToScan + delta)),
+    // (/ (* ksm_sleep_ms_baseline 16777216) Host.mem_available), an int as the controller writes
+    sleepMillisecs: Math.floor((MOM_KSM.sleepMsBaseline * 16777216) / memAvailKiB),
+  };
 }
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -100,11 +152,17 @@ export class MomPolicy {
   /** each guest monitor's kept samples: balloon_cur and mem_unused */
   private readonly guestCur = new Map<string, number[]>();
   private readonly guestUnused = new Map<string, number[]>();
+  /** the KSM rules' decisions (when MOM runs them) */
+  readonly ksmLog: MomKsmDecision[] = [];
+  private sampledPagesToScan = 0;
+  private shareableKiB = 0;
 
+  /** `ksm`: ksmd's knobs when MOM runs its KSM rules too, else null */
   constructor(
     readonly intervalS: number,
     readonly monitorIntervalS: number = MOM.monitorIntervalS,
     readonly historyLength: number = MOM.sampleHistoryLength,
+    readonly ksm: KsmSettings | null = null,
   ) {
     this.nextMs = intervalS * 1000;
   }
@@ -133,6 +191,9 @@ export class MomPolicy {
   private sample(x: MomReading): void {
     this.keep(this.hostFree, x.memFreeKiB);
     this.memTotalKiB = x.memTotalKiB;
+    // HostKSM's collect(): the sysfs knobs and ksm_shareable
+    if (this.ksm) this.sampledPagesToScan = this.ksm.pages_to_scan;
+    this.shareableKiB = x.shareableKiB ?? 0;
     for (const g of x.guests) {
       const b = g.balloon;
       if (!this.guestCur.has(g.name)) {
@@ -148,6 +209,7 @@ export class MomPolicy {
   private decide(x: MomReading): void {
     if (this.hostFree.length === 0) return;
     const hfp = mean(this.hostFree) / this.memTotalKiB;
+    if (this.ksm) this.decideKsm();
     for (const g of x.guests) {
       const curs = this.guestCur.get(g.name);
       const unused = this.guestUnused.get(g.name);
@@ -167,5 +229,25 @@ export class MomPolicy {
         targetKiB: Math.floor(t),
       });
     }
+  }
+
+  /** ksm.rules: start or stop ksmd and set its speed (the KSM controller writes the knobs). */
+  private decideKsm(): void {
+    const k = this.ksm!;
+    const avg = mean(this.hostFree);
+    const d = momKsm(this.memTotalKiB, avg, this.shareableKiB, this.sampledPagesToScan);
+    k.run = d.run;
+    if (d.run === 1) {
+      k.pages_to_scan = d.pagesToScan;
+      k.sleep_millisecs = d.sleepMillisecs!;
+    }
+    this.ksmLog.push({
+      atMs: this.nextMs,
+      memFreeAvgKiB: avg,
+      shareableKiB: this.shareableKiB,
+      run: d.run,
+      pagesToScan: k.pages_to_scan,
+      sleepMillisecs: k.sleep_millisecs,
+    });
   }
 }
