@@ -12,11 +12,18 @@
  * Per node, frames are counted by owner in the node's range: AnonPages (4K and THP),
  * AnonHugePages (THP), FilePages, PageTables (the VMMs' page tables, found by walking them, and
  * the KSM zero page, which /proc/meminfo counts there too), SecPageTables (KVM's tables: the
- * other kernel frames). The LRU lists per
- * node come from the host's LRU bytes when it has them, else all anonymous memory is active.
+ * other kernel frames). The LRU lists per node are the host's LRU bytes (lru.ts) counted over
+ * the node's frames.
  * Pure.
  */
 import { formatBitmap } from "../libvirt/index.js";
+import {
+  LRU_ACTIVE_ANON,
+  LRU_ACTIVE_FILE,
+  LRU_INACTIVE_ANON,
+  LRU_INACTIVE_FILE,
+  LRU_UNEVICTABLE,
+} from "../sim/lru.js";
 import {
   KIND_ANON,
   KIND_FILE,
@@ -52,11 +59,6 @@ function userTablesPerNode(b: BuiltHost): Int32Array {
   return out;
 }
 
-/** The LRU list byte per frame (lru.ts: 1 inactive anon .. 4 active file, 5 unevictable). */
-function lruBytes(b: BuiltHost): Uint8Array | undefined {
-  return (b.reclaim as unknown as { lru?: { lru?: Uint8Array } }).lru?.lru;
-}
-
 export function nodeProcFiles(b: BuiltHost): Record<string, string> {
   const f: Record<string, string> = {};
   const host = b.host;
@@ -66,7 +68,8 @@ export function nodeProcFiles(b: BuiltHost): Record<string, string> {
   f[`${dir}/online`] = `${formatBitmap(Array.from({ length: nodes }, (_, i) => i))}\n`;
   const tables = userTablesPerNode(b);
   const zero = b.ksm.zeroPfn;
-  const lru = lruBytes(b);
+  b.reclaim.lists(); // brings the LRU bytes up to date (frames freed or mapped behind reclaim)
+  const lru = b.reclaim.lru.lru;
   const pool2 = host.pools.get(2097152);
   for (let n = 0; n < nodes; n++) {
     const nd = `${dir}/node${n}`;
@@ -78,23 +81,23 @@ export function nodeProcFiles(b: BuiltHost): Record<string, string> {
     const anon = mem.countKind(KIND_ANON, n);
     const thp = mem.countKind(KIND_THP, n);
     const kernel = mem.countKind(KIND_KERNEL, n) - (mem.nodeOf(zero) === n ? 1 : 0);
+    // pages per LRU list on this node, indexed by lru.ts's LRU_* (node_page_state NR_*_ANON/FILE)
     const lists = [0, 0, 0, 0, 0, 0];
-    if (lru) for (let p = mem.nodeStart[n]; p < mem.nodeStart[n + 1]; p++) lists[lru[p]]++;
-    else lists[2] = anon + thp;
+    for (let p = mem.nodeStart[n]; p < mem.nodeStart[n + 1]; p++) lists[lru[p]]++;
     const pool = (size: number) => host.pools.get(size);
     let meminfo =
       nkb(n, "MemTotal", totalKiB) +
       nkb(n, "MemFree", freeKiB) +
       nkb(n, "MemUsed", totalKiB - freeKiB) +
       nkb(n, "SwapCached", 0) +
-      nkb(n, "Active", (lists[2] + lists[4]) * 4) +
-      nkb(n, "Inactive", (lists[1] + lists[3]) * 4) +
-      nkb(n, "Active(anon)", lists[2] * 4) +
-      nkb(n, "Inactive(anon)", lists[1] * 4) +
-      nkb(n, "Active(file)", lists[4] * 4) +
-      nkb(n, "Inactive(file)", lists[3] * 4) +
-      nkb(n, "Unevictable", lists[5] * 4) +
-      nkb(n, "Mlocked", lists[5] * 4) +
+      nkb(n, "Active", (lists[LRU_ACTIVE_ANON] + lists[LRU_ACTIVE_FILE]) * 4) +
+      nkb(n, "Inactive", (lists[LRU_INACTIVE_ANON] + lists[LRU_INACTIVE_FILE]) * 4) +
+      nkb(n, "Active(anon)", lists[LRU_ACTIVE_ANON] * 4) +
+      nkb(n, "Inactive(anon)", lists[LRU_INACTIVE_ANON] * 4) +
+      nkb(n, "Active(file)", lists[LRU_ACTIVE_FILE] * 4) +
+      nkb(n, "Inactive(file)", lists[LRU_INACTIVE_FILE] * 4) +
+      nkb(n, "Unevictable", lists[LRU_UNEVICTABLE] * 4) +
+      nkb(n, "Mlocked", lists[LRU_UNEVICTABLE] * 4) +
       nkb(n, "Dirty", 0) +
       nkb(n, "Writeback", 0) +
       nkb(n, "FilePages", mem.countKind(KIND_FILE, n) * 4) +
