@@ -3,14 +3,18 @@
  * everything it held back.
  *
  * How it works (mm/oom_kill.c): out_of_memory -> select_bad_process picks the task with the
- * highest oom_badness = rss + swap entries + page-table pages (oom_score_adj 0 everywhere), and
+ * highest oom_badness = rss + swap entries + page-table pages (oom_score_adj 0 everywhere), where
+ * rss is get_mm_rss: MM_ANONPAGES + MM_FILEPAGES + MM_SHMEMPAGES. hugetlbfs pages are in none of
+ * them (hugetlb mappings are counted apart, HugetlbPages in /proc/PID/status), the KSM zero
+ * page neither (a special pte); QEMU maps no page-cache page (its disk I/O is read()/write()),
+ * and kvmem models no file- or memfd-backed guest RAM, so file-rss and shmem-rss are 0.
  * __oom_kill_process reports it as the kernel does ("Out of memory: Killed process PID (COMM)
  * total-vm:..kB, anon-rss:..kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:..kB
  * oom_score_adj:0"; COMM is 15 characters, so QEMU is "qemu-system-x86"; UID 107 is libvirt's
  * qemu user on Debian). The victim's address space is torn down as exit_mmap does: anonymous and
  * THP frames freed, KSM pages and the zero page unmapped, hugetlb pages back to their pool, swap
- * slots freed, page tables freed; its VMs' EPT tables go with kvm_destroy_vm (a shadow-paging VM's
- * tables stay: not modelled). The Mm is marked killed: a fault in it afterwards raises SIGKILL.
+ * slots freed, page tables freed; its VMs' EPT or shadow tables go with kvm_destroy_vm
+ * (kvm_mmu_uninit_vm: kvm_mmu_zap_all for shadow pages). The Mm is marked killed: a fault in it afterwards raises SIGKILL.
  *
  * Invariants: a killed Mm maps nothing and holds no swap slots.
  */
@@ -20,6 +24,7 @@ import { forEachEntry } from "../x86/tables.js";
 import type { HostPtes } from "./hostpte.js";
 import { releaseHugePage } from "./hugetlb.js";
 import type { Ksm } from "./ksm.js";
+import type { ShadowMmu } from "./kvm/shadow.js";
 import type { TdpMmu } from "./kvm/tdp.js";
 import { KIND_HUGETLB, KIND_THP } from "./memory.js";
 import type { Mm } from "./mm.js";
@@ -33,24 +38,42 @@ export interface OomVictim {
 
 /** Page-table pages of a process (mm_pgtables_bytes / PAGE_SIZE). */
 export function tablePages(mm: Mm): number {
-  let n = 1;
-  forEachEntry(mm.mem, mm, GUEST_4LEVEL, mm.root, (_l, _t, _i, _lo, _hi, leaf) => {
-    if (!leaf) n++;
+  return rssCounters(mm).pgtables;
+}
+
+/**
+ * The counters oom_badness and the report read: MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES
+ * (pages mapped, hugetlbfs and the zero page excluded) and page-table pages.
+ */
+export function rssCounters(mm: Mm): {
+  anon: number;
+  file: number;
+  shmem: number;
+  pgtables: number;
+} {
+  let pgtables = 1;
+  let hugetlb = 0;
+  forEachEntry(mm.mem, mm, GUEST_4LEVEL, mm.root, (level, _t, _i, _lo, _hi, leaf, first) => {
+    if (!leaf) pgtables++;
+    else if (mm.findVma(first * 4096)?.kind === "hugetlb") hugetlb += LEVEL_PAGES[level];
     return true;
   });
-  return n;
+  // Mm.rss counts anonymous, THP and hugetlbfs pages (not the zero page)
+  return { anon: mm.rss - hugetlb, file: 0, shmem: 0, pgtables };
 }
 
 /** oom_badness in pages */
 export function badness(mm: Mm, swapEntries: number): number {
-  return mm.rss + swapEntries + tablePages(mm);
+  const c = rssCounters(mm);
+  return c.anon + c.file + c.shmem + swapEntries + c.pgtables;
 }
 
 /** The report line of __oom_kill_process. */
 export function oomMessage(mm: Mm, pid: number): string {
   const totalVm = mm.vmas.reduce((a, v) => a + (v.end - v.start), 0) / 1024;
   const comm = "qemu-system-x86_64".slice(0, 15); // TASK_COMM_LEN 16
-  return `Out of memory: Killed process ${pid} (${comm}) total-vm:${totalVm}kB, anon-rss:${mm.rss * 4}kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:${tablePages(mm) * 4}kB oom_score_adj:0`;
+  const c = rssCounters(mm);
+  return `Out of memory: Killed process ${pid} (${comm}) total-vm:${totalVm}kB, anon-rss:${c.anon * 4}kB, file-rss:${c.file * 4}kB, shmem-rss:${c.shmem * 4}kB, UID:107 pgtables:${c.pgtables * 4}kB oom_score_adj:0`;
 }
 
 /**
@@ -90,6 +113,11 @@ export function tearDown(ptes: HostPtes, ksm: Ksm, mm: Mm): number {
   mm.rss = 0;
   mm.killed = true;
   for (const vm of ptes.vmsOf(mm)) {
+    if (vm.mmu.kind === "shadow") {
+      (vm.mmu as ShadowMmu).destroy();
+      ptes.host.flushVm(vm);
+      continue;
+    }
     if (vm.mmu.kind !== "ept") continue;
     const mmu = vm.mmu as TdpMmu;
     const eptTables: number[] = [];

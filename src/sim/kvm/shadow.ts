@@ -361,6 +361,25 @@ export class ShadowMmu implements Mmu {
     return this.store.pages;
   }
 
+  /**
+   * kvm_destroy_vm -> kvm_arch_destroy_vm -> kvm_mmu_uninit_vm: every shadow page is freed
+   * (kvm_mmu_zap_all) with its rmaps and write tracking. Returns the pages freed.
+   */
+  destroy(): number {
+    const n = this.sps.size;
+    for (const sp of this.sps.values()) this.store.freeTable(sp.pfn);
+    this.sps.clear();
+    this.spByPfn.clear();
+    this.gfnSps.clear();
+    this.track2M.clear();
+    this.track1G.clear();
+    this.rmap.clear();
+    this.locKey.clear();
+    this.roots.clear();
+    for (const v of this.vm.vcpus) v.shadowRoot = -1;
+    return n;
+  }
+
   takeFlush(): boolean {
     const f = this.store.flushPending;
     this.store.flushPending = false;
