@@ -305,6 +305,11 @@ function renderKsm(r: ScenarioResult): string {
       `stable_node_dups ${k.stable_node_dups}, general_profit ${formatBytesHuman(Math.max(0, k.general_profit))}` +
       `${k.general_profit < 0 ? ` (negative: ${k.general_profit} bytes)` : ""}, COW breaks ${r.host.ksmCowBreaks}, ` +
       `THP splits ${r.host.vmstat.thp_split_page}\n`,
+    // the cost model (sim/ksm-cost.ts): ksmd's host CPU time, and the vCPUs' time in COW breaks
+    `    ksmd CPU time ${k.ksmd_cpu_ms.toFixed(1)} ms (${k.ksmd_cpu_percent.toFixed(2)}% of CPU ` +
+      `${k.ksmd_cpu}): scan+checksum ${k.ksmd_scan_ms.toFixed(1)} ms, compare ` +
+      `${k.ksmd_compare_ms.toFixed(1)} ms, merge ${k.ksmd_merge_ms.toFixed(1)} ms; COW breaks ` +
+      `${k.vcpu_cow_break_ms.toFixed(1)} ms of vCPU time\n`,
   ];
   const tuned = r.host.ksmtuned;
   if (tuned && tuned.length > 0) {
@@ -332,8 +337,18 @@ function renderKsm(r: ScenarioResult): string {
         v.ksm ? String(v.ksm.mergingPages) : "",
         v.ksm ? String(v.ksm.zeroPages) : "",
         v.ksm ? formatBytesHuman(Math.max(0, v.ksm.processProfitBytes)) : "",
+        v.ksm ? String(v.ksm.cowBreaks) : "",
       ]),
-      { header: ["vm", "ksm_rmap_items", "ksm_merging_pages", "ksm_zero_pages", "profit"] },
+      {
+        header: [
+          "vm",
+          "ksm_rmap_items",
+          "ksm_merging_pages",
+          "ksm_zero_pages",
+          "profit",
+          "COW breaks",
+        ],
+      },
     ),
   );
   return lines.join("");
@@ -366,10 +381,15 @@ export function seriesCsv(r: ScenarioResult): string {
   const rows = [
     "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits," +
       "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile," +
+      "ksmd_cpu_ms,ksmd_cpu_percent," +
       "balloon_bytes,guest_swap_bytes," +
       HUGE_CSV_HEADER,
   ];
-  for (const s of r.series) {
+  for (const [i, s] of r.series.entries()) {
+    // ksmd's share of one CPU since the previous sample
+    const prev = i > 0 ? r.series[i - 1] : null;
+    const dt = prev ? s.t - prev.t : s.t;
+    const ksmdPct = dt > 0 ? (100 * (s.ksm.cpuMs - (prev?.ksm.cpuMs ?? 0))) / dt : 0;
     for (const v of s.vms)
       rows.push(
         [
@@ -387,6 +407,8 @@ export function seriesCsv(r: ScenarioResult): string {
           s.ksm.sharing,
           s.ksm.unshared,
           s.ksm.volatile,
+          s.ksm.cpuMs.toFixed(4),
+          ksmdPct.toFixed(3),
           v.balloon,
           v.guestSwap,
           ...hugeCsv(s),
@@ -479,6 +501,22 @@ export function htmlReport(r: ScenarioResult, text: string): string {
         title: "KSM: pages merged per VM (ksm_merging_pages)",
         data: pick((v) => v.ksmMerging),
         extra: [],
+      },
+      {
+        // the cost model (sim/ksm-cost.ts): ksmd's share of its host CPU between samples
+        title: `KSM: ksmd CPU time (% of CPU ${r.host.ksm.ksmd_cpu} between samples)`,
+        data: [],
+        extra: [
+          {
+            label: "ksmd",
+            stroke: "#8c564b",
+            data: r.series.map((s, i) => {
+              const p = i > 0 ? r.series[i - 1] : null;
+              const dt = p ? s.t - p.t : s.t;
+              return dt > 0 ? (100 * (s.ksm.cpuMs - (p?.ksm.cpuMs ?? 0))) / dt : 0;
+            }),
+          },
+        ],
       },
     );
   }

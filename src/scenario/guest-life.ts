@@ -14,7 +14,7 @@
  * /proc figures the two daemons read. Pure: no Node APIs.
  */
 import type { GuestProcess } from "../sim/guest/os.js";
-import type { PhysMem } from "../sim/memory.js";
+import { KIND_FILE, type PhysMem } from "../sim/memory.js";
 import type { MomGuest } from "../sim/mom.js";
 import { STATUS_GUEST_PF, STATUS_OK, type WalkRecord } from "../sim/record.js";
 import { ACCESS_WRITE } from "../x86/faults.js";
@@ -130,7 +130,8 @@ export function idleWrites(st: VmRunState, ms: number, rec: WalkRecord): void {
 export function ksmtunedInputs(states: readonly VmRunState[], mem: PhysMem) {
   let rss = 0;
   for (const st of states) if (st.sv.mm && !st.sv.mm.killed) rss += st.sv.mm.rss * 4;
-  return { committedKiB: rss, freeKiB: mem.freeFrames * 4 };
+  // free_memory = MemFree + Buffers + Cached: the page cache is all of Buffers + Cached here
+  return { committedKiB: rss, freeKiB: (mem.freeFrames + mem.countKind(KIND_FILE)) * 4 };
 }
 
 /**

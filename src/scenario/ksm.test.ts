@@ -171,3 +171,60 @@ describe("ksmtuned in kvmem sim", () => {
     expect(r.host.ksm.sleep_millisecs).toBe(40);
   });
 });
+
+describe("ksmd's CPU time and merge_across_nodes in kvmem sim", () => {
+  it("ksmd's cycles are taken from the vCPU on its host CPU, and reported", () => {
+    // guests with unique data: ksmd only scans (nothing merges, no COW), so the VMs do exactly
+    // the same work with ksmd on or off; duration 0: no idle time to hide ksmd's batches in
+    const sets = ["workloads.os.content.shared=0", "duration=0"];
+    const runs = [0, 1].map((on) => {
+      const b = buildHost(load(`host.kernel.ksm.run=${on}`, ...sets));
+      const run = new ScenarioRun(b);
+      run.runAll();
+      return { b, run, r: summarize(b, run) };
+    });
+    const [off, on] = runs;
+    expect(on.r.host.ksm.pages_sharing).toBe(0);
+    expect(on.b.ksm.cpuCycles).toBeGreaterThan(0);
+    expect(off.b.ksm.cpuCycles).toBe(0);
+    for (let i = 0; i < on.r.vms.length; i++) expect(on.r.vms[i].cycles).toBe(off.r.vms[i].cycles);
+    // ksmd ran on CPU 0 (one vCPU per CPU: the lowest index); only that CPU's clock moved on
+    const k = on.run.ksmdCpu;
+    expect(k).toBe(0);
+    expect(on.run.clock[k] - off.run.clock[k]).toBe(on.b.ksm.cpuCycles);
+    for (let c = 1; c < on.run.clock.length; c++) expect(on.run.clock[c]).toBe(off.run.clock[c]);
+    // the result: ms at the host's 3 GHz, % of one CPU over the simulated time, the parts
+    const ks = on.r.host.ksm;
+    expect(ks.ksmd_cpu_ms).toBeCloseTo((on.b.ksm.cpuCycles / 3e9) * 1000, 9);
+    expect(ks.ksmd_cpu_percent).toBeCloseTo((100 * ks.ksmd_cpu_ms) / on.r.host.simulatedMs, 9);
+    expect(ks.ksmd_scan_ms + ks.ksmd_compare_ms + ks.ksmd_merge_ms).toBeCloseTo(ks.ksmd_cpu_ms, 9);
+    expect(on.r.series[on.r.series.length - 1].ksm.cpuMs).toBeCloseTo(ks.ksmd_cpu_ms, 9);
+  });
+
+  it("a guest's writes to KSM pages cost its vCPU KSM_COW_CYCLES each", () => {
+    // the workload runs again at 80 ms, after ksmd merged the guests' pages: half its
+    // accesses are writes
+    const input = load("workloads.os.writeRatio=0.5", "duration=120");
+    for (const vm of ["vm1", "vm2"])
+      input.scenario.timeline.push({ at: 80, workload: { vm, use: "os" } });
+    const r = runScenario(input);
+    const breaks = r.vms.reduce((a, v) => a + (v.ksm?.cowBreaks ?? 0), 0);
+    expect(breaks).toBeGreaterThan(0);
+    for (const v of r.vms) expect(v.ksm?.cowBreakCycles).toBe((v.ksm?.cowBreaks ?? 0) * 3000);
+    expect(r.host.ksm.vcpu_cow_break_ms).toBeCloseTo((breaks * 3000 * 1000) / 3e9, 9);
+  });
+
+  it("a timeline `set` of merge_across_nodes takes before merging, EBUSY after (as sysfs)", () => {
+    const input = load("duration=100");
+    input.scenario.timeline.push(
+      { at: 0, set: { "host.kernel.ksm.merge_across_nodes": 0 } },
+      { at: 60, set: { "host.kernel.ksm.merge_across_nodes": 1 } },
+    );
+    const r = runScenario(input);
+    expect(r.timeline[0]).toMatchObject({ at: 0, applied: true, note: "" });
+    expect(r.timeline[1]).toMatchObject({ at: 60, applied: false });
+    expect(r.timeline[1].note).toMatch(/^merge_across_nodes: write error: .*EBUSY/);
+    expect(r.host.ksm.merge_across_nodes).toBe(0);
+    expect(r.host.ksm.pages_shared).toBeGreaterThan(0);
+  });
+});

@@ -3,6 +3,7 @@
  * switch it to another workload phase, change ksmd's knobs or swappiness, set a balloon target. Kept apart from the
  * run loop's hot path. Pure: no Node APIs.
  */
+import type { KsmSettings } from "../sim/ksm.js";
 import { makeWorkload } from "./build.js";
 import type { ScenarioRun } from "./run.js";
 import type { TimelineTarget } from "./timeline.js";
@@ -57,10 +58,9 @@ export function timelineTarget(run: ScenarioRun): TimelineTarget {
       return null;
     },
     setKsm(key, value) {
-      const settings = (built.ksm as unknown as { settings?: Record<string, number> }).settings;
-      if (!settings) return "this host has no ksmd";
-      settings[key] = value;
-      return null;
+      // echo value > /sys/kernel/mm/ksm/key: merge_across_nodes and max_page_sharing refuse
+      // with EBUSY while KSM pages are shared (Ksm.setKnob)
+      return built.ksm.setKnob(key as keyof KsmSettings, value);
     },
     setSwappiness(value) {
       s.host.kernel.swappiness = value;

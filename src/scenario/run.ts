@@ -15,6 +15,7 @@
  * Pure: no Node APIs.
  */
 
+import { KSM_COW_CYCLES } from "../sim/ksm-cost.js";
 import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
@@ -90,6 +91,8 @@ export interface VmRunState {
   freedPages: number;
   /** swap-ins (major faults) during the VM's accesses */
   majorFaults: number;
+  /** COW breaks of KSM pages during the VM's accesses (each KSM_COW_CYCLES on the vCPU) */
+  cowBreaks: number;
   /** simulated ms at which the VM boots (a timeline `start`); 0 = from the beginning */
   startMs: number;
 }
@@ -114,6 +117,12 @@ export class ScenarioRun {
   private reaped = 0;
   /** simulated ms the daemons (ksmd, balloon drivers) have caught up to */
   private daemonMs = 0;
+  /**
+   * The host CPU ksmd runs on: the one with the fewest vCPUs pinned, the lowest on a tie (an
+   * unbound kthread goes where the load is least; fixed here so runs are deterministic). Its
+   * batches take that CPU from its vCPUs (chargeKsmd).
+   */
+  readonly ksmdCpu: number;
 
   constructor(readonly built: BuiltHost) {
     const s = built.scenario;
@@ -134,6 +143,7 @@ export class ScenarioRun {
         idleOwed: 0,
         freedPages: 0,
         majorFaults: 0,
+        cowBreaks: 0,
         idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
         startMs: 0,
       }));
@@ -144,6 +154,11 @@ export class ScenarioRun {
     }
     this.target = timelineTarget(this);
     this.perCpu = built.host.cpus.map((c) => this.states.filter((st) => st.sv.cpu === c));
+    let least = 0;
+    for (let c = 1; c < this.perCpu.length; c++)
+      if (this.perCpu[c].length < this.perCpu[least].length) least = c;
+    this.ksmdCpu = least;
+    built.ksm.cpuHz = this.hz;
     this.rr = new Int32Array(built.host.cpus.length);
     this.totalAccesses = this.states.reduce((a, st) => a + st.sv.workloadConfig.accesses, 0);
     this.sampleEvery = Math.max(1, Math.floor(this.totalAccesses / s.samples));
@@ -200,8 +215,9 @@ export class ScenarioRun {
         }
         if (!Number.isFinite(next)) return true;
         const cycles = (next / 1000) * this.hz;
+        const from = (this.timeMs / 1000) * this.hz;
         for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
-        this.daemons();
+        this.daemons(from);
         continue;
       }
       this.killable(() => this.runQuantum(best));
@@ -232,8 +248,11 @@ export class ScenarioRun {
     }
   }
 
-  /** The host's daemons catch up with simulated time: ksmd runs its batches due by now. */
-  private daemons(): void {
+  /**
+   * The host's daemons catch up with simulated time: ksmd runs its batches due by now. With
+   * `idleFrom` (cycles) the CPUs idled from then until now, and ksmd's time fits in that idle.
+   */
+  private daemons(idleFrom = -1): void {
     const now = this.timeMs;
     // ksmtuned reads /proc (QEMU RSS, MemFree + Buffers + Cached) and writes ksmd's knobs
     this.built.ksmtuned?.runUntil(
@@ -241,7 +260,9 @@ export class ScenarioRun {
       () => ksmtunedInputs(this.states, this.built.host.mem),
       this.built.ksm.settings,
     );
+    const ksmd = this.built.ksm.cpuCycles;
     this.built.ksm.runUntil(now);
+    this.chargeKsmd(this.built.ksm.cpuCycles - ksmd, idleFrom);
     this.built.mom?.runUntil(now, () => momInputs(this.states, this.built.host.mem, now));
     // the guests' disk I/O fills the page cache; kswapd then balances the LRU lists
     this.built.diskIo.runUntil(now, this.states);
@@ -252,6 +273,18 @@ export class ScenarioRun {
       for (const st of this.states) if (st.startMs <= now) st.sv.balloon?.advance(dt, now);
       this.daemonMs = now;
     }
+  }
+
+  /**
+   * ksmd's batches ran on CPU ksmdCpu: the vCPUs there lose that time (the CPU's clock moves on
+   * without them). While the CPUs idle (idleFrom >= 0) ksmd uses idle time, and only what does
+   * not fit before now pushes the clock on.
+   */
+  private chargeKsmd(cycles: number, idleFrom: number): void {
+    if (cycles <= 0) return;
+    const k = this.ksmdCpu;
+    this.clock[k] =
+      idleFrom >= 0 ? Math.max(this.clock[k], idleFrom + cycles) : this.clock[k] + cycles;
   }
 
   /**
@@ -268,7 +301,7 @@ export class ScenarioRun {
     const cycles = (t / 1000) * this.hz;
     for (let c = 0; c < this.clock.length; c++) this.clock[c] = Math.max(this.clock[c], cycles);
     for (const st of this.states) if (st.startMs <= now) idleWrites(st, t - now, this.rec);
-    this.daemons();
+    this.daemons((now / 1000) * this.hz);
     this.nextSample = this.doneAccesses;
     this.sample();
     return t >= end;
@@ -317,6 +350,7 @@ export class ScenarioRun {
       const access =
         kind === ACC_WRITE ? ACCESS_WRITE : kind === ACC_EXEC ? ACCESS_EXEC : ACCESS_READ;
       const swapIns = vmstat.pswpin;
+      const cows = vmstat.cow_ksm;
       let status = cpu.access(vcpu, vpn, offset, access, rec);
       let c0 = rec.cycles;
       k[C.abortedRefs] += rec.abortedRefs;
@@ -347,6 +381,11 @@ export class ScenarioRun {
         // major faults: the swap-in's I/O on top of KVM's and the host's fault handling
         st.majorFaults += vmstat.pswpin - swapIns;
         c0 += (vmstat.pswpin - swapIns) * SWAP_IN_CYCLES;
+      }
+      if (vmstat.cow_ksm !== cows) {
+        // do_wp_page copied a KSM page for this write (the COW break), on the vCPU's time
+        st.cowBreaks += vmstat.cow_ksm - cows;
+        c0 += (vmstat.cow_ksm - cows) * KSM_COW_CYCLES;
       }
       k[C.accessCycles] += c0;
       cycles += c0;

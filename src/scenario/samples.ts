@@ -1,7 +1,8 @@
 /**
  * Samples of a scenario run: every counter the time series shows (per-VM RSS, accesses, cycles
  * per access, TLB hit rate, exits, KSM merging pages, balloon size, guest swap; host free memory,
- * swap used and the KSM sysfs counters), taken at evenly spaced accesses and idle steps. Pure.
+ * swap used, the KSM sysfs counters and ksmd's CPU time), taken at evenly spaced accesses and
+ * idle steps. Pure.
  */
 import { EXIT_REASON_COUNT } from "../x86/faults.js";
 import { KIND_THP } from "../sim/memory.js";
@@ -44,6 +45,8 @@ export interface Sample {
     zeroPages: number;
     fullScans: number;
     profit: number;
+    /** ksmd's CPU time so far, ms (the cost model of sim/ksm-cost.ts) */
+    cpuMs: number;
   };
 }
 
@@ -91,6 +94,7 @@ export function takeSample(
       zeroPages: kc.ksm_zero_pages,
       fullScans: kc.full_scans,
       profit: kc.general_profit,
+      cpuMs: ksm.cpuMs(),
     },
   };
 }

@@ -6,6 +6,7 @@
  * and /sys text. Pure: no Node APIs.
  */
 import { RMAP_ITEM_SIZE } from "../sim/ksm.js";
+import { KSM_COW_CYCLES } from "../sim/ksm-cost.js";
 import type { KsmtunedDecision } from "../sim/ksmtuned.js";
 import type { ShadowMmu } from "../sim/kvm/shadow.js";
 import type { Mm } from "../sim/mm.js";
@@ -124,12 +125,18 @@ export interface VmResult {
     diskWrites: number;
     pageCacheBytes: number;
   } | null;
-  /** /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE) */
+  /**
+   * /proc/PID/ksm_stat of the VM's QEMU (null: guest RAM not MADV_MERGEABLE), and the price of
+   * sharing for this VM: its writes that broke a KSM page's sharing (do_wp_page copies, each
+   * KSM_COW_CYCLES on its vCPU) and those cycles
+   */
   ksm: {
     rmapItems: number;
     mergingPages: number;
     zeroPages: number;
     processProfitBytes: number;
+    cowBreaks: number;
+    cowBreakCycles: number;
   } | null;
 }
 
@@ -168,7 +175,12 @@ export interface ScenarioResult {
       freeBytes: number;
       numastat: Record<string, number>;
     }>;
-    /** /sys/kernel/mm/ksm/* at the end of the run */
+    /**
+     * /sys/kernel/mm/ksm/* at the end of the run, and ksmd's CPU time by the cost model
+     * (ksmd_cpu: the host CPU it ran on; ksmd_cpu_ms, ksmd_cpu_percent of one CPU over the run;
+     * ksmd_scan_ms, ksmd_compare_ms, ksmd_merge_ms) and the vCPU time of COW breaks of KSM
+     * pages (vcpu_cow_break_ms, KSM_COW_CYCLES each)
+     */
     ksm: Record<string, number>;
     /** MOM's balloon targets (null: not running) */
     mom: MomDecision[] | null;
@@ -270,7 +282,7 @@ function guestSwapOf(sv: SimVm, pgfault: number): VmResult["guestSwap"] {
   };
 }
 
-function ksmOf(b: BuiltHost, mm: Mm | null): VmResult["ksm"] {
+function ksmOf(b: BuiltHost, mm: Mm | null, cowBreaks: number): VmResult["ksm"] {
   const slot = mm ? b.ksm.slotOf(mm) : undefined;
   if (!slot) return null;
   return {
@@ -280,6 +292,28 @@ function ksmOf(b: BuiltHost, mm: Mm | null): VmResult["ksm"] {
     // ksm_process_profit (mm/ksm.c)
     processProfitBytes:
       (slot.mergingPages + slot.zeroPages) * 4096 - slot.rmapItems * RMAP_ITEM_SIZE,
+    cowBreaks,
+    cowBreakCycles: cowBreaks * KSM_COW_CYCLES,
+  };
+}
+
+/**
+ * ksmd's CPU time by the cost model (sim/ksm-cost.ts; not sysfs files): ms in all, as % of one
+ * CPU over the simulated time, split into scanning (walk + checksum), tree comparisons and
+ * merges; and the host CPU it ran on. Beside it, the vCPU time COW breaks of KSM pages cost.
+ */
+function ksmdCpu(b: BuiltHost, run: ScenarioRun): Record<string, number> {
+  const k = b.ksm;
+  const ms = (cycles: number) => (cycles / k.cpuHz) * 1000;
+  return {
+    ksmd_cpu: run.ksmdCpu,
+    ksmd_cpu_ms: k.cpuMs(),
+    ksmd_cpu_percent: run.timeMs > 0 ? (100 * k.cpuMs()) / run.timeMs : 0,
+    ksmd_scan_ms: ms(k.scanCycles),
+    ksmd_compare_ms: ms(k.compareCycles),
+    ksmd_merge_ms: ms(k.mergeCycles),
+    // not ksmd's: the vCPUs' do_wp_page copies of KSM pages during their accesses
+    vcpu_cow_break_ms: ms(run.states.reduce((a, st) => a + st.cowBreaks, 0) * KSM_COW_CYCLES),
   };
 }
 
@@ -355,7 +389,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       shadowTablesPerProcess: perProc,
       guestTablePages: sv.os?.tables ?? 0,
       rssBytes: (sv.mm?.rss ?? 0) * 4096,
-      ksm: ksmOf(b, sv.mm),
+      ksm: ksmOf(b, sv.mm, st?.cowBreaks ?? 0),
       balloon: balloonOf(sv),
       guestSwap: guestSwapOf(sv, k[C.guestFaults]),
       guest: guestView(sv, k[C.guestFaults], run.timeMs),
@@ -425,7 +459,7 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
       freeBytes: b.host.mem.freeFrames * 4096,
       hugepages,
       numa,
-      ksm: b.ksm.counters(),
+      ksm: { ...b.ksm.counters(), ...ksmdCpu(b, run) },
       ksmCowBreaks: b.ksm.cowBreaks,
       ksmtuned: b.ksmtuned ? b.ksmtuned.log : null,
       mom: b.mom ? b.mom.log : null,

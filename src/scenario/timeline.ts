@@ -6,7 +6,9 @@
  *                 allocated (teardown of guest RAM is not modelled)
  *   workload      a new phase: the VM's workload is replaced by the named one from `workloads`
  *   set           a host kernel setting changes at run time: host.kernel.ksm.* (ksmd's sysfs
- *                 knobs, read by ksmd at its next batch), host.kernel.swappiness
+ *                 knobs, read by ksmd at its next batch; merge_across_nodes and
+ *                 max_page_sharing are refused with EBUSY while KSM pages are shared, as
+ *                 the kernel's stores refuse them), host.kernel.swappiness
  *   setmem        the balloon target (virsh setmem): the VM's virtio-balloon driver inflates or
  *                 deflates towards it (sim/balloon.ts)
  * Every event is logged with whether it took effect and why not. Pure: no Node APIs.

@@ -3,7 +3,8 @@
  *
  * How it works: struct ksm_rmap_item (mm/ksm.c) holds the mm, the address (+ UNSTABLE_FLAG,
  * STABLE_FLAG and the seqnr of the scan that put it in the unstable tree), the old checksum, its
- * stable node and hlist links, and smart_scan's age and remaining_skips. Here each field is a
+ * stable node and hlist links, the NUMA node of the unstable tree it went into (nid), and
+ * smart_scan's age and remaining_skips. Here each field is a
  * typed array indexed by item number, so ksmd's inner loop allocates nothing; freed items go on
  * a free list. Each mm_slot's items form a list sorted by address (`next`); getNext() is
  * get_next_rmap_item (items the cursor passes without a page at their address are freed) and
@@ -37,6 +38,8 @@ export class KsmItems {
   csum = new Uint32Array(1024);
   /** content the item was put in the unstable tree under */
   utok = new Uint32Array(1024);
+  /** the unstable tree (NUMA node) it went into (rmap_item->nid) */
+  unid = new Uint8Array(1024);
   node = new Int32Array(1024);
   hnext = new Int32Array(1024);
   hprev = new Int32Array(1024);
@@ -59,6 +62,7 @@ export class KsmItems {
     this.seq = g(this.seq);
     this.csum = g(this.csum);
     this.utok = g(this.utok);
+    this.unid = g(this.unid);
     this.node = g(this.node);
     this.hnext = g(this.hnext);
     this.hprev = g(this.hprev);
@@ -80,6 +84,7 @@ export class KsmItems {
     this.seq[i] = 0;
     this.csum[i] = 0;
     this.utok[i] = 0;
+    this.unid[i] = 0;
     this.node[i] = -1;
     this.hnext[i] = -1;
     this.hprev[i] = -1;

@@ -14,7 +14,9 @@
  *
  * Invariants: see Ksm.assertInvariants.
  */
+import { KSM_MEMCMP_DIFF_CYCLES, KSM_MEMCMP_SAME_CYCLES, treeDepth } from "./ksm-cost.js";
 import { KsmItems, STABLE, UNSTABLE } from "./ksm-items.js";
+import { StableNodes } from "./ksm-nodes.js";
 import type { PhysMem } from "./memory.js";
 import type { Mm } from "./mm.js";
 import { U32Map } from "./u32map.js";
@@ -40,25 +42,15 @@ export const KSM_DEFAULTS: Readonly<KsmSettings> = Object.freeze({
   smart_scan: 1,
 });
 
-export class StableNode {
-  /** first rmap_item of the hlist, count (rmap_hlist_len), ptes mapping kpfn */
-  head = -1;
-  len = 0;
-  mapcount = 1;
-  chain: Chain | null = null;
-  constructor(
-    readonly id: number,
-    readonly token: number,
-    public kpfn: number,
-  ) {}
-}
-
 export class Chain {
   /** index in KsmTrees.chains once in the tree */
   id = -1;
-  /** dups, head first (hlist order) */
-  readonly dups: StableNode[] = [];
-  constructor(readonly token: number) {}
+  /** dups (stable node ids), head first (hlist order) */
+  readonly dups: number[] = [];
+  constructor(
+    readonly token: number,
+    readonly nid: number,
+  ) {}
 }
 
 /** ksm_mm_slot: a process KSM scans, with /proc/PID/ksm_stat's counters. */
@@ -84,79 +76,101 @@ export class KsmTrees {
   stableNodeDups = 0;
   /** ksm_scan.seqnr: completed full scans */
   fullScans = 0;
+  /** ksmd's cycles in memcmp_pages (ksm-cost.ts) */
+  compareCycles = 0;
   readonly slots: KsmMmSlot[] = [];
   /** stable node id of a KSM frame, -1 for other frames (PageKsm) */
   readonly stableOf: Int32Array;
   readonly items = new KsmItems();
-  protected readonly nodes: Array<StableNode | null> = [];
-  /** the stable tree: content -> node id (>= 0) or chain (-2 - chain id) */
-  protected readonly stable = new U32Map(4096);
-  /** the unstable tree: content -> rmap_item */
-  protected readonly unstable = new U32Map(4096);
+  protected readonly sn = new StableNodes();
+  /**
+   * root_stable_tree[nid] and root_unstable_tree[nid]: one pair per NUMA node, of which only
+   * tree 0 is used while merge_across_nodes is 1 (ksm_nr_node_ids = 1). The stable tree maps
+   * content to a node id (>= 0) or a chain (-2 - chain id); the unstable one to an rmap_item.
+   */
+  protected readonly stable: U32Map[] = [];
+  protected readonly unstable: U32Map[] = [];
   protected readonly chains: Array<Chain | null> = [];
-
-  /** ptes mapping KSM frame `pfn` (0 when it is not a KSM frame) */
-  mapcountOf(pfn: number): number {
-    const id = this.stableOf[pfn];
-    return id < 0 ? 0 : (this.nodes[id]?.mapcount ?? 0);
-  }
-
-  protected entry(token: number): StableNode | Chain | null {
-    const v = this.stable.get(token);
-    if (v >= 0) return this.nodes[v];
-    return v === -1 ? null : this.chains[-2 - v];
-  }
-
-  protected setEntry(token: number, e: StableNode | Chain): void {
-    if (e instanceof Chain) {
-      if (e.id < 0) {
-        e.id = this.chains.length;
-        this.chains.push(e);
-      }
-      this.stable.set(token, -2 - e.id);
-    } else this.stable.set(token, e.id);
-  }
 
   constructor(
     readonly mem: PhysMem,
     readonly settings: KsmSettings,
   ) {
     this.stableOf = new Int32Array(mem.nframes).fill(-1);
+    for (let n = 0; n < mem.nodes; n++) {
+      this.stable.push(new U32Map(n === 0 ? 4096 : 16));
+      this.unstable.push(new U32Map(n === 0 ? 4096 : 16));
+    }
   }
 
-  protected candidate(n: StableNode): boolean {
-    return n.len < this.settings.max_page_sharing;
+  /** get_kpfn_nid: the tree of frame `pfn` (0 when merging across nodes) */
+  protected nidOf(pfn: number): number {
+    return this.settings.merge_across_nodes ? 0 : this.mem.nodeOf(pfn);
   }
 
-  /** stable_tree_search: the node to merge into, or null (none, or all dups full). */
-  protected stableSearch(pfn: number): StableNode | null {
+  /** ptes mapping KSM frame `pfn` (0 when it is not a KSM frame) */
+  mapcountOf(pfn: number): number {
+    const id = this.stableOf[pfn];
+    return id < 0 ? 0 : this.sn.mapcount[id];
+  }
+
+  private setEntry(nid: number, token: number, id: number, chain: Chain | null): void {
+    if (chain) {
+      if (chain.id < 0) {
+        chain.id = this.chains.length;
+        this.chains.push(chain);
+      }
+      this.stable[nid].set(token, -2 - chain.id);
+    } else this.stable[nid].set(token, id);
+  }
+
+  /** is_page_sharing_candidate */
+  protected candidate(id: number): boolean {
+    return this.sn.len[id] < this.settings.max_page_sharing;
+  }
+
+  /** stable_tree_search: the node to merge into, or -1 (none, or all dups full). */
+  protected stableSearch(pfn: number): number {
     const own = this.stableOf[pfn];
-    if (own >= 0) return this.nodes[own]!; // a KSM page finds itself
-    const e = this.entry(this.mem.token[pfn]);
-    if (!e) return null;
-    let dup: StableNode | null;
-    if (e instanceof Chain) dup = this.chainBest(e);
-    else if (e.kpfn < 0) {
-      this.removeNode(e);
-      dup = null;
-    } else dup = e;
-    return dup && this.candidate(dup) ? dup : null;
+    if (own >= 0) return own; // a KSM page finds itself
+    const tree = this.stable[this.nidOf(pfn)];
+    const v = tree.get(this.mem.token[pfn]);
+    // memcmp_pages down the rbtree: different pages on the way, the identical one at the end
+    const depth = treeDepth(tree.size);
+    this.compareCycles +=
+      v === -1
+        ? depth * KSM_MEMCMP_DIFF_CYCLES
+        : (depth - 1) * KSM_MEMCMP_DIFF_CYCLES + KSM_MEMCMP_SAME_CYCLES;
+    if (v === -1) return -1;
+    let dup: number;
+    if (v <= -2) dup = this.chainBest(this.chains[-2 - v]!);
+    else if (this.sn.kpfn[v] < 0) {
+      this.removeNode(v);
+      dup = -1;
+    } else dup = v;
+    return dup >= 0 && this.candidate(dup) ? dup : -1;
   }
 
   /** stable_node_dup: prune stale dups, pick the fullest candidate, collapse a chain of one. */
-  protected chainBest(c: Chain): StableNode | null {
-    for (const d of [...c.dups]) if (d.kpfn < 0) this.removeNode(d);
-    let found: StableNode | null = null;
+  protected chainBest(c: Chain): number {
+    const sn = this.sn;
+    for (const d of [...c.dups]) if (sn.kpfn[d] < 0) this.removeNode(d);
+    let found = -1;
     for (const d of c.dups) {
-      if (!found || (this.candidate(d) && (!this.candidate(found) || d.len > found.len))) found = d;
+      if (found < 0 || (this.candidate(d) && (!this.candidate(found) || sn.len[d] > sn.len[found])))
+        found = d;
     }
-    if (found && c.dups.length === 1) {
-      found.chain = null;
-      this.setEntry(c.token, found);
+    if (found >= 0 && c.dups.length === 1) {
+      sn.chain[found] = -1;
+      this.setEntry(c.nid, c.token, found, null);
       this.chains[c.id] = null;
       this.stableNodeChains--;
       this.stableNodeDups--;
-    } else if (found && c.dups[0] !== found && found.len + 1 < this.settings.max_page_sharing) {
+    } else if (
+      found >= 0 &&
+      c.dups[0] !== found &&
+      sn.len[found] + 1 < this.settings.max_page_sharing
+    ) {
       c.dups.splice(c.dups.indexOf(found), 1);
       c.dups.unshift(found);
     }
@@ -164,46 +178,49 @@ export class KsmTrees {
   }
 
   /** stable_tree_insert: a new KSM page; an existing node of that content becomes a chain. */
-  protected stableInsert(kpfn: number): StableNode {
+  protected stableInsert(kpfn: number): number {
+    const sn = this.sn;
     const token = this.mem.token[kpfn];
-    const node = new StableNode(this.nodes.length, token, kpfn);
-    this.nodes.push(node);
-    this.stableOf[kpfn] = node.id;
-    let e = this.entry(token);
-    if (e instanceof Chain) this.chainBest(e);
-    else if (e && e.kpfn < 0) this.removeNode(e);
-    e = this.entry(token);
-    if (!e) {
-      this.setEntry(token, node);
+    const nid = this.nidOf(kpfn);
+    const tree = this.stable[nid];
+    const id = sn.alloc(token, kpfn, nid);
+    this.stableOf[kpfn] = id;
+    let v = tree.get(token);
+    if (v <= -2) this.chainBest(this.chains[-2 - v]!);
+    else if (v >= 0 && sn.kpfn[v] < 0) this.removeNode(v);
+    v = tree.get(token);
+    if (v === -1) {
+      this.setEntry(nid, token, id, null);
     } else {
       let chain: Chain;
-      if (e instanceof Chain) chain = e;
+      if (v <= -2) chain = this.chains[-2 - v]!;
       else {
-        chain = new Chain(token);
-        chain.dups.push(e);
-        e.chain = chain;
-        this.setEntry(token, chain);
+        chain = new Chain(token, nid);
+        chain.dups.push(v);
+        this.setEntry(nid, token, -1, chain);
+        sn.chain[v] = chain.id;
         this.stableNodeChains++;
         this.stableNodeDups++;
       }
-      chain.dups.unshift(node);
-      node.chain = chain;
+      chain.dups.unshift(id);
+      sn.chain[id] = chain.id;
       this.stableNodeDups++;
     }
-    return node;
+    return id;
   }
 
   /** stable_tree_append */
-  protected append(item: number, node: StableNode, _bypass: boolean): void {
+  protected append(item: number, id: number, _bypass: boolean): void {
     const it = this.items;
+    const sn = this.sn;
     const slot = this.slots[it.mm[item]];
-    it.node[item] = node.id;
+    it.node[item] = id;
     it.flags[item] |= STABLE;
     it.hprev[item] = -1;
-    it.hnext[item] = node.head;
-    if (node.head >= 0) it.hprev[node.head] = item;
-    node.head = item;
-    node.len++;
+    it.hnext[item] = sn.head[id];
+    if (sn.head[id] >= 0) it.hprev[sn.head[id]] = item;
+    sn.head[id] = item;
+    sn.len[id]++;
     if (it.hnext[item] >= 0) {
       this.pagesSharing++;
       slot.pagesSharing++;
@@ -216,19 +233,20 @@ export class KsmTrees {
     const it = this.items;
     const f = it.flags[item];
     if ((f & STABLE) !== 0) {
-      const node = this.nodes[it.node[item]]!;
-      if (node.kpfn < 0) {
-        this.removeNode(node); // ksm_get_folio found it stale: the whole node goes
+      const sn = this.sn;
+      const id = it.node[item];
+      if (sn.kpfn[id] < 0) {
+        this.removeNode(id); // ksm_get_folio found it stale: the whole node goes
         return;
       }
       const slot = this.slots[it.mm[item]];
       const p = it.hprev[item];
       const n = it.hnext[item];
       if (p >= 0) it.hnext[p] = n;
-      else node.head = n;
+      else sn.head[id] = n;
       if (n >= 0) it.hprev[n] = p;
-      node.len--;
-      if (node.head >= 0) {
+      sn.len[id]--;
+      if (sn.head[id] >= 0) {
         this.pagesSharing--;
         slot.pagesSharing--;
       } else this.pagesShared--;
@@ -238,17 +256,18 @@ export class KsmTrees {
     } else if ((f & UNSTABLE) !== 0) {
       const age = (this.fullScans - it.seq[item]) & 0xff;
       if (age > 1) throw new Error("unstable rmap_item older than one scan");
-      if (age === 0 && this.unstable.get(it.utok[item]) === item)
-        this.unstable.delete(it.utok[item]);
+      const tree = this.unstable[it.unid[item]];
+      if (age === 0 && tree.get(it.utok[item]) === item) tree.delete(it.utok[item]);
       this.pagesUnshared--;
       it.flags[item] = 0;
     }
   }
 
   /** remove_node_from_stable_tree: a stale KSM page; its rmap_items leave the tree */
-  protected removeNode(node: StableNode): void {
+  protected removeNode(id: number): void {
     const it = this.items;
-    for (let i = node.head; i >= 0; ) {
+    const sn = this.sn;
+    for (let i = sn.head[id]; i >= 0; ) {
       const next = it.hnext[i];
       const slot = this.slots[it.mm[i]];
       if (next >= 0) {
@@ -260,19 +279,32 @@ export class KsmTrees {
       it.node[i] = -1;
       i = next;
     }
-    node.head = -1;
-    node.len = 0;
-    const c = node.chain;
-    if (c) {
-      c.dups.splice(c.dups.indexOf(node), 1);
+    const tree = this.stable[sn.nid[id]];
+    const ci = sn.chain[id];
+    if (ci >= 0) {
+      const c = this.chains[ci]!;
+      c.dups.splice(c.dups.indexOf(id), 1);
       this.stableNodeDups--;
-      node.chain = null;
       if (c.dups.length === 0) {
-        this.stable.delete(c.token);
+        tree.delete(c.token);
         this.chains[c.id] = null;
         this.stableNodeChains--;
       }
-    } else if (this.entry(node.token) === node) this.stable.delete(node.token);
-    this.nodes[node.id] = null;
+    } else if (tree.get(sn.token[id]) === id) tree.delete(sn.token[id]);
+    sn.release(id);
+  }
+
+  /**
+   * remove_all_stable_nodes, as a sysfs store that changes how pages are grouped calls it
+   * (merge_across_nodes_store, max_page_sharing_store): with KSM pages still shared the write
+   * fails with EBUSY; else the stale nodes left (KSM pages whose mappings all went) are dropped.
+   */
+  protected removeAllStableNodes(): boolean {
+    const sn = this.sn;
+    if (this.pagesShared !== 0) return false;
+    // a KSM page still mapped cannot go (remove_stable_node: folio_mapped -> EBUSY)
+    for (let id = 0; id < sn.size; id++) if (sn.live[id] && sn.kpfn[id] >= 0) return false;
+    for (let id = 0; id < sn.size; id++) if (sn.live[id]) this.removeNode(id);
+    return true;
   }
 }

@@ -3,7 +3,8 @@
  * included) and ksmd batches, with any KSM settings, no frame is lost or counted twice: the used
  * frames are exactly the page tables, the zero page and the distinct frames the processes' ptes
  * map; a frame mapped by more than one pte is a KSM page whose mapcount equals those ptes; and
- * the KSM counters equal recounts (Ksm.assertInvariants). A reference model of the contents
+ * the KSM counters equal recounts (Ksm.assertInvariants; with merge_across_nodes 0 on two NUMA
+ * nodes, every KSM page sits in its own node's tree). A reference model of the contents
  * (what each page of each process holds) must read back through the ptes after every step: KSM
  * never changes what a process sees.
  */
@@ -86,19 +87,23 @@ describe("KSM keeps frames and contents", () => {
         fc.boolean(),
         fc.integer({ min: 1, max: 6 }),
         fc.array(opArb(3), { minLength: 1, maxLength: 60 }),
-        (procs, thp, zero, maxShare, smart, kinds, ops) => {
-          const host = new Host({ memory: G, cpus: 1 });
+        fc.constantFrom(1, 2),
+        fc.constantFrom<0 | 1>(0, 1),
+        (procs, thp, zero, maxShare, smart, kinds, ops, nodes, across) => {
+          // two nodes: process p bound to node p % 2; merge_across_nodes 0 or 1
+          const host = new Host({ memory: nodes * G, cpus: nodes, nodes });
           const ksm = new Ksm(new HostPtes(host, new VmStat()), {
             run: 1,
             use_zero_pages: zero ? 1 : 0,
             max_page_sharing: maxShare,
             smart_scan: smart ? 1 : 0,
+            merge_across_nodes: across,
           });
           const mms: Mm[] = [];
           const model: Map<number, number>[] = [];
           for (let p = 0; p < procs; p++) {
             const mm = host.createProcess(`p${p}`);
-            mm.mmap(PAGES * 4096, { thp });
+            mm.mmap(PAGES * 4096, { thp, policy: { mode: "bind", nodes: 1 << (p % nodes) } });
             // few distinct contents (0 = the zero page) so that pages often match
             mm.content = { token: (_v, i) => (i * 7 + p) % kinds };
             ksm.madvise(mm, mm.vmas[0]);

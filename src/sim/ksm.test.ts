@@ -173,9 +173,12 @@ describe("ksmd merges identical pages", () => {
     expect(c()).toMatchObject({ pages_scanned: 3, full_scans: 0 });
     expect(ksm.scan(3)).toBe(2);
     expect(c()).toMatchObject({ pages_scanned: 5, full_scans: 1 });
-    // ksmd on the clock: run at 0, 20, 40 ms with 100 pages each (defaults)
+    // ksmd on the clock: a batch of 2 pages costs 2 x (300 + 2,000) = 4,600 cycles, 1.53 us at
+    // 3 GHz, then ksmd sleeps 20 ms: batches at 0, 20.0015 and 40.003 ms
     const d = setup([[1, 2, 3, 4, 5]], { pages_to_scan: 2, sleep_millisecs: 20 });
     d.ksm.runUntil(40);
+    expect(d.c().pages_scanned).toBe(4); // the third batch is due just after 40 ms
+    d.ksm.runUntil(40.01);
     expect(d.c().pages_scanned).toBe(5); // 2 + 2 + 1 (the scan ended in the third batch)
   });
 
@@ -202,6 +205,9 @@ describe("ksmd merges identical pages", () => {
     // subpage 0 (61) and subpages 2..511 (0x7777 + i in both) merge; subpage 1 differs
     expect(t.c()).toMatchObject({ pages_shared: 511, pages_sharing: 511, pages_unshared: 2 });
     expect(t.ksm.ptes.vmstat.thp_split_page).toBe(2);
+    // 511 KSM pages made: each write-protected (3,000), the other copy merged (3,000 + 3,000),
+    // and each THP split once first (30,000)
+    expect(t.ksm.mergeCycles).toBe(511 * 9000 + 2 * 30000);
     expect(t.host.mem.countKind(3)).toBe(0);
     t.host.assertInvariants();
   });

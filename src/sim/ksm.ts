@@ -21,31 +21,40 @@
  * smart_scan skips pages that failed to merge for a while (should_skip_rmap_item). Content is
  * compared through PhysMem tokens: equal tokens are identical pages; checksum() stands in for
  * calc_checksum (xxhash of the page): like it, it is never 0 for the first sighting.
- * Simplified: one NUMA node (merge_across_nodes has no effect), stale chain dups are pruned at
- * every lookup (the kernel waits stable_node_chains_prune_millisecs), rbtrees are hash maps by
- * content (same matches, without the order).
+ * NUMA (ksm.rst "merge_across_nodes"): with merge_across_nodes 1 every page goes in tree 0;
+ * with 0 each node has its own stable and unstable tree (root_stable_tree[nid], get_kpfn_nid),
+ * so only pages on the same node merge, and a tree page found on another node is not merged
+ * with (unstable_tree_search_insert). ksmd's work is priced in cycles as it goes (ksm-cost.ts)
+ * and a batch takes that long before ksmd sleeps again (ksm_scan_thread: ksm_do_scan, then
+ * sleep_millisecs).
+ * Simplified: stale chain dups are pruned at every lookup (the kernel waits
+ * stable_node_chains_prune_millisecs), rbtrees are hash maps by content (same matches, without
+ * the order), KSM pages are never migrated between nodes (no migrate_nodes).
  *
- * Invariants (assertInvariants): the counters equal recounts over rmap_items and nodes; a KSM
- * frame's mapcount equals the ptes mapping it; pages_shared + pages_sharing + pages_unshared
- * <= ksm_rmap_items.
+ * Invariants (assertInvariants, ksm-stats.ts): the counters equal recounts over rmap_items and
+ * nodes; a KSM frame's mapcount equals the ptes mapping it; pages_shared + pages_sharing +
+ * pages_unshared <= ksm_rmap_items; with merge_across_nodes 0 a KSM page sits in its node's tree.
  */
 import type { HostPtes } from "./hostpte.js";
-import { STABLE, UNSTABLE } from "./ksm-items.js";
 import {
-  KSM_DEFAULTS,
-  KsmMmSlot,
-  type KsmSettings,
-  KsmTrees,
-  type StableNode,
-} from "./ksm-tree.js";
+  KSM_CHECKSUM_CYCLES,
+  KSM_MEMCMP_DIFF_CYCLES,
+  KSM_MEMCMP_SAME_CYCLES,
+  KSM_REPLACE_CYCLES,
+  KSM_SCAN_CYCLES,
+  KSM_SPLIT_CYCLES,
+  KSM_WRPROTECT_CYCLES,
+  treeDepth,
+} from "./ksm-cost.js";
+import { STABLE, UNSTABLE } from "./ksm-items.js";
+import { KsmStats } from "./ksm-stats.js";
+import { KSM_DEFAULTS, KsmMmSlot, type KsmSettings } from "./ksm-tree.js";
 import { PteCursor } from "./ksm-walk.js";
 import { KIND_ANON, KIND_KERNEL, KIND_THP } from "./memory.js";
 import type { Mm, Vma, WriteProtectHandler } from "./mm.js";
 
-export { KSM_DEFAULTS, KsmMmSlot, type KsmSettings, StableNode } from "./ksm-tree.js";
-
-/** sizeof(struct ksm_rmap_item) on x86-64, as general_profit uses it */
-export const RMAP_ITEM_SIZE = 64;
+export { RMAP_ITEM_SIZE } from "./ksm-stats.js";
+export { KSM_DEFAULTS, KsmMmSlot, type KsmSettings } from "./ksm-tree.js";
 
 /** lowbias32 (Chris Wellons) of the token: calc_checksum's stand-in, never 0 */
 export function checksum(token: number): number {
@@ -58,15 +67,9 @@ export function checksum(token: number): number {
   return x >>> 0 || 1;
 }
 
-export class Ksm extends KsmTrees implements WriteProtectHandler {
-  pagesScanned = 0;
-  pagesSkipped = 0;
-  zeroPages = 0;
-  /** copy-on-write breaks of KSM pages and of the zero page */
-  cowBreaks = 0;
+export class Ksm extends KsmStats implements WriteProtectHandler {
   /** ZERO_PAGE: one kernel frame of zeros */
   readonly zeroPfn: number;
-  private readonly bySlot = new Map<Mm, KsmMmSlot>();
   private readonly zeroChecksum = checksum(0);
   // scan cursor: slot index (-1 = ksm_mm_head), next address, the item before the cursor
   private cur = -1;
@@ -104,17 +107,18 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     return true;
   }
 
-  slotOf(mm: Mm): KsmMmSlot | undefined {
-    return this.bySlot.get(mm);
-  }
-
-  /** ksmd on the simulated clock: every batch due by `nowMs`; returns pages scanned. */
+  /**
+   * ksmd on the simulated clock (ksm_scan_thread): every batch due by `nowMs`, each taking its
+   * cycles at cpuHz before ksmd sleeps sleep_millisecs again; returns pages scanned.
+   */
   runUntil(nowMs: number): number {
     let n = 0;
     if (this.settings.run === 2) this.unmergeAll();
     while (this.nextRunMs <= nowMs) {
+      const c0 = this.cpuCycles;
       if (this.settings.run === 1) n += this.scan(this.settings.pages_to_scan);
-      this.nextRunMs += this.settings.sleep_millisecs;
+      const busyMs = ((this.cpuCycles - c0) / this.cpuHz) * 1000;
+      this.nextRunMs += busyMs + this.settings.sleep_millisecs;
     }
     return n;
   }
@@ -139,7 +143,7 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     if (this.slots.length === 0) return -1;
     const it = this.items;
     if (this.cur < 0) {
-      this.unstable.clear(); // root_unstable_tree = RB_ROOT
+      for (const tree of this.unstable) tree.clear(); // root_unstable_tree[nid] = RB_ROOT
       this.cur = 0;
       this.addr = 0;
       this.prev = -1;
@@ -161,6 +165,7 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
           const item = it.getNext(slot, this.prev, this.addr, this);
           this.prev = item;
           this.addr++;
+          this.scanCycles += KSM_SCAN_CYCLES;
           if (this.shouldSkip(pfn, item)) continue;
           this.page = pfn;
           return item;
@@ -190,6 +195,7 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     const splits = this.ptes.vmstat.thp_split_page;
     this.ptes.pte4K(mm, vpn);
     if (this.ptes.vmstat.thp_split_page !== splits) {
+      this.mergeCycles += KSM_SPLIT_CYCLES;
       this.cursor.reset();
       this.treeCursor.reset();
     }
@@ -219,10 +225,11 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     const own = this.stableOf[pfn];
     if (own >= 0) {
       if ((it.flags[item] & STABLE) !== 0 && it.node[item] === own) return;
-      if (!this.candidate(this.nodes[own]!)) bypass = true;
+      if (!this.candidate(own)) bypass = true;
     } else {
       this.removeFromTree(item);
       const cs = checksum(mem.token[pfn]);
+      this.scanCycles += KSM_CHECKSUM_CYCLES;
       if (it.csum[item] !== cs) {
         it.csum[item] = cs; // changed since the last scan: volatile
         return;
@@ -233,9 +240,9 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
       }
     }
     const found = this.stableSearch(pfn);
-    if (found && found.kpfn === pfn && it.node[item] === found.id) return;
+    if (found >= 0 && this.sn.kpfn[found] === pfn && it.node[item] === found) return;
     this.removeFromTree(item);
-    if (found) {
+    if (found >= 0) {
       if (this.mergeOne(item, pfn, found)) this.append(item, found, bypass);
       return;
     }
@@ -249,28 +256,37 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     this.append(tree, node, false);
     this.append(item, node, false);
   }
+
   /** write_protect_page (splitting a THP first, as try_to_merge_one_page does) */
   private writeProtect(item: number, pfn: number): void {
     const mm = this.slots[this.items.mm[item]].mm;
     const vpn = this.items.addr[item];
     this.pte4K(mm, vpn);
     this.ptes.setPte(mm, vpn, pfn, false, true);
+    this.mergeCycles += KSM_WRPROTECT_CYCLES;
     this.removeFromTree(item);
   }
 
-  /** try_to_merge_with_ksm_page: replace the page at the item by the node's KSM page. */
-  private mergeOne(item: number, pfn: number, node: StableNode): boolean {
-    if (pfn === node.kpfn) {
+  /** try_to_merge_with_ksm_page: replace the page at the item by KSM page `node`. */
+  private mergeOne(item: number, pfn: number, node: number): boolean {
+    const sn = this.sn;
+    const kpfn = sn.kpfn[node];
+    if (pfn === kpfn) {
       this.removeFromTree(item);
       return true;
     }
-    if (this.mem.token[pfn] !== node.token) return false; // pages_identical failed
+    if (this.mem.token[pfn] !== sn.token[node]) {
+      this.compareCycles += KSM_MEMCMP_DIFF_CYCLES;
+      return false; // pages_identical failed
+    }
     const mm = this.slots[this.items.mm[item]].mm;
     const vpn = this.items.addr[item];
     this.pte4K(mm, vpn);
-    this.ptes.setPte(mm, vpn, node.kpfn, false, true); // replace_page
-    node.mapcount++;
+    this.ptes.setPte(mm, vpn, kpfn, false, true); // replace_page
+    sn.mapcount[node]++;
     this.mem.free(pfn, 0); // the old page's only mapping went
+    this.compareCycles += KSM_MEMCMP_SAME_CYCLES;
+    this.mergeCycles += KSM_WRPROTECT_CYCLES + KSM_REPLACE_CYCLES;
     this.removeFromTree(item);
     return true;
   }
@@ -285,12 +301,18 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
     this.mem.free(pfn, 0);
     this.zeroPages++;
     slot.zeroPages++;
+    this.compareCycles += KSM_MEMCMP_SAME_CYCLES;
+    this.mergeCycles += KSM_WRPROTECT_CYCLES + KSM_REPLACE_CYCLES;
   }
+
   /** unstable_tree_search_insert: a matching candidate (its pfn in this.page), or insert. */
   private unstableSearchInsert(item: number, pfn: number): number {
     const it = this.items;
     const token = this.mem.token[pfn];
-    const other = this.unstable.get(token);
+    const nid = this.nidOf(pfn);
+    const tree = this.unstable[nid];
+    const depth = treeDepth(tree.size);
+    const other = tree.get(token);
     if (
       other >= 0 &&
       other !== item &&
@@ -304,18 +326,24 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
       if ((k !== KIND_ANON && k !== KIND_THP) || this.stableOf[opfn] >= 0) return -1;
       if (opfn === pfn) return -1;
       if (this.mem.token[opfn] === token) {
+        this.compareCycles += (depth - 1) * KSM_MEMCMP_DIFF_CYCLES + KSM_MEMCMP_SAME_CYCLES;
+        // a tree page that moved to another node is left for the next scan to re-file
+        if (!this.settings.merge_across_nodes && this.mem.nodeOf(opfn) !== nid) return -1;
         this.page = opfn;
         return other;
       }
       // the tree page changed since it went in: it stays, misplaced, and this one goes in
     }
+    this.compareCycles += depth * KSM_MEMCMP_DIFF_CYCLES;
     it.flags[item] |= UNSTABLE;
     it.seq[item] = this.fullScans & 0xff;
     it.utok[item] = token;
-    this.unstable.set(token, item);
+    it.unid[item] = nid;
+    tree.set(token, item);
     this.pagesUnshared++;
     return -1;
   }
+
   /** do_wp_page on a KSM page or the zero page: copy it, map the copy writable (COW break). */
   wpFault(mm: Mm, hva: number, pfn: number): number {
     const vpn = Math.floor(hva / 4096);
@@ -347,10 +375,10 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
   putPage(pfn: number): void {
     const id = this.stableOf[pfn];
     if (id < 0) throw new Error(`putPage of non-KSM pfn ${pfn}`);
-    const node = this.nodes[id]!;
-    if (--node.mapcount === 0) {
+    const sn = this.sn;
+    if (--sn.mapcount[id] === 0) {
       this.stableOf[pfn] = -1;
-      node.kpfn = -1;
+      sn.kpfn[id] = -1;
       this.mem.free(pfn, 0);
     }
   }
@@ -369,78 +397,6 @@ export class Ksm extends KsmTrees implements WriteProtectHandler {
       it.removeTrailing(slot, -1, this);
     }
     this.cur = -1;
-    this.unstable.clear();
-  }
-
-  /** The sysfs counters (ksm.c *_show; pages_volatile and general_profit as computed there). */
-  counters(): Record<string, number> {
-    const s = this.settings;
-    const rmap = this.items.count;
-    const volatile = rmap - this.pagesShared - this.pagesSharing - this.pagesUnshared;
-    return {
-      run: s.run,
-      pages_to_scan: s.pages_to_scan,
-      sleep_millisecs: s.sleep_millisecs,
-      max_page_sharing: s.max_page_sharing,
-      merge_across_nodes: s.merge_across_nodes,
-      use_zero_pages: s.use_zero_pages,
-      smart_scan: s.smart_scan,
-      stable_node_chains_prune_millisecs: 2000,
-      pages_shared: this.pagesShared,
-      pages_sharing: this.pagesSharing,
-      pages_unshared: this.pagesUnshared,
-      pages_volatile: Math.max(volatile, 0),
-      pages_scanned: this.pagesScanned,
-      pages_skipped: this.pagesSkipped,
-      full_scans: this.fullScans,
-      stable_node_chains: this.stableNodeChains,
-      stable_node_dups: this.stableNodeDups,
-      ksm_zero_pages: this.zeroPages,
-      general_profit: (this.pagesSharing + this.zeroPages) * 4096 - rmap * RMAP_ITEM_SIZE,
-    };
-  }
-
-  /** /proc/PID/ksm_stat of a process (fs/proc/base.c proc_pid_ksm_stat). */
-  ksmStat(mm: Mm): string {
-    const s = this.bySlot.get(mm);
-    const items = s?.rmapItems ?? 0;
-    const merging = s?.mergingPages ?? 0;
-    const zero = s?.zeroPages ?? 0;
-    const profit = (merging + zero) * 4096 - items * RMAP_ITEM_SIZE;
-    return `ksm_rmap_items ${items}\nksm_zero_pages ${zero}\nksm_merging_pages ${merging}\nksm_process_profit ${profit}\nksm_merge_any: no\nksm_mergeable: ${s ? "yes" : "no"}\n`;
-  }
-
-  assertInvariants(): void {
-    const it = this.items;
-    let shared = 0;
-    let sharing = 0;
-    let unshared = 0;
-    let n = 0;
-    for (const slot of this.slots) {
-      let merging = 0;
-      let last = -1;
-      for (let i = slot.head; i >= 0; i = it.next[i]) {
-        n++;
-        if (it.addr[i] <= last) throw new Error("rmap_list not sorted");
-        last = it.addr[i];
-        if ((it.flags[i] & STABLE) !== 0) {
-          merging++;
-          if (it.hnext[i] >= 0) sharing++;
-          else shared++;
-        } else if ((it.flags[i] & UNSTABLE) !== 0) unshared++;
-      }
-      if (merging !== slot.mergingPages) throw new Error(`${slot.mm.name}: ksm_merging_pages`);
-    }
-    if (n !== it.count) throw new Error(`rmap_items ${it.count} != listed ${n}`);
-    if (shared !== this.pagesShared || sharing !== this.pagesSharing)
-      throw new Error(
-        `pages_shared/sharing ${this.pagesShared}/${this.pagesSharing} != ${shared}/${sharing}`,
-      );
-    if (unshared !== this.pagesUnshared) throw new Error("pages_unshared");
-    for (const node of this.nodes) {
-      if (!node || node.kpfn < 0) continue;
-      if (this.stableOf[node.kpfn] !== node.id) throw new Error("stableOf");
-      if (node.mapcount <= 0) throw new Error("live KSM page without mappings");
-    }
+    for (const tree of this.unstable) tree.clear();
   }
 }
