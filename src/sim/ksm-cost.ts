@@ -51,5 +51,5 @@ export const KSM_COW_CYCLES = 3000;
 
 /** memcmp_pages calls of a search in an rbtree of `n` entries: the levels passed */
 export function treeDepth(n: number): number {
-  return n <= 0 ? 0 : Math.ceil(Math.log2(n + 1));
+  return 32 - Math.clz32(n); // ceil(log2(n + 1)): the bits of n
 }
