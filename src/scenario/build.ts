@@ -291,15 +291,13 @@ function startVm(
       return;
     }
     // bound to nodes (placement.ts): QEMU mbinds, then preallocates; a page the bound nodes
-    // cannot give, even as a surplus page (2M only), fails the start
+    // cannot give, even as a surplus page, fails the start
     const bound = sv.placement.filter((r) => r.policy.mode === "bind");
     if (bound.length > 0) {
       prealloc = true;
       const lack = preallocShortfall(pool, host.mem, bound, sv.homeNode);
       const ok = lack.every(
-        (n, i) =>
-          n === 0 ||
-          (size === 2 * MiB && gatherSurplus(host, size, n, sv.homeNode, bound[i].policy.nodes)),
+        (n, i) => n === 0 || gatherSurplus(host, size, n, sv.homeNode, bound[i].policy.nodes),
       );
       if (!ok) {
         // QEMU exits: its reservation goes, and with it the surplus pages it had gathered

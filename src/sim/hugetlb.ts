@@ -114,9 +114,20 @@ function poolOf(host: Host, pageSize: number): HugetlbPool {
   return pool;
 }
 
-/** Allocate one huge page on `node` only (__GFP_THISNODE) into the pool; false when none. */
-export function allocPoolPage(host: Host, pool: HugetlbPool, node: number, surplus: boolean) {
-  const pfn = host.mem.allocFrom(pool.order, KIND_HUGETLB, node, 1 << node, node);
+/**
+ * Allocate one huge page on `node` only (__GFP_THISNODE) into the pool, by a task on node
+ * `local`; false when none. Boot-time pools: 2M pages come from the buddy allocator by a worker
+ * on each node (hugetlb_pages_alloc_boot, padata numa_aware: local), 1G pages from memblock
+ * (alloc_bootmem_huge_page: no numastat count, local -1).
+ */
+export function allocPoolPage(
+  host: Host,
+  pool: HugetlbPool,
+  node: number,
+  surplus: boolean,
+  local: number = pool.order === 18 ? -1 : node,
+) {
+  const pfn = host.mem.allocFrom(pool.order, KIND_HUGETLB, node, 1 << node, local);
   if (pfn < 0) return false;
   pool.free.push(pfn);
   pool.total++;
@@ -148,7 +159,7 @@ export function gatherSurplus(
     let ok = false;
     for (let k = 0; k < nodes && !ok; k++) {
       const node = k === 0 ? local : k <= local ? k - 1 : k;
-      if ((mask >>> node) & 1) ok = allocPoolPage(host, pool, node, true);
+      if ((mask >>> node) & 1) ok = allocPoolPage(host, pool, node, true, local);
     }
     if (!ok) {
       // all or none: return what this call gathered (return_unused_surplus_pages)

@@ -126,7 +126,8 @@ export class PhysMem {
   /**
    * Allocate from the zonelist of node `preferred` (preferred, preferred + 1, ..., wrapping)
    * restricted to `mask` (bit n = node n), for a task running on node `local`; -1 when no node
-   * of the mask has a free block. Counts the allocation in the numastat counters.
+   * of the mask has a free block. Counts the allocation in the numastat counters (not when
+   * `local` is -1: memory the kernel takes from memblock at boot, outside the buddy allocator).
    */
   allocFrom(
     order: 0 | 9 | 18,
@@ -143,6 +144,7 @@ export class PhysMem {
       if (first < 0) first = node;
       const pfn = order === 0 ? this.alloc4K(node, kind) : this.allocBlock(node, order, kind);
       if (pfn < 0) continue;
+      if (local < 0) return pfn; // not a buddy allocation the kernel counts (memblock at boot)
       const st = this.numaStat;
       if (node === first) st[node * NUMA_ITEMS + NUMA_HIT]++;
       else {
