@@ -38,9 +38,6 @@ export class HostPtes {
   private leafMm: Mm | null = null;
   private leafVpn = -1;
   private readonly tdpLeaf = new LeafRef();
-  private subsMm: Mm | null = null;
-  private subsOf = -1;
-  private subs: Vm[] = [];
 
   constructor(
     readonly host: Host,
@@ -133,16 +130,10 @@ export class HostPtes {
 
   /** The MMU notifier: zap the sptes of guest frames backed by [vpn, vpn + n) and flush. */
   invalidate(mm: Mm, vpn: number, n: number): void {
-    // the VMs of this mm (mm->notifier_subscriptions); host.vms only grows, so its length says
-    // when to look again
-    if (mm !== this.subsMm || this.host.vms.length !== this.subsOf) {
-      this.subs = this.vmsOf(mm);
-      this.subsMm = mm;
-      this.subsOf = this.host.vms.length;
-    }
-    const vms = this.subs;
+    const vms = this.host.vms;
     for (let v = 0; v < vms.length; v++) {
       const vm = vms[v];
+      if (vm.mm !== mm) continue;
       let zapped = false;
       const slots = vm.memslots.all();
       for (let s = 0; s < slots.length; s++) {
