@@ -224,7 +224,8 @@ export class ScenarioRun {
       this.reap();
       this.daemons();
     }
-    return this.finished;
+    // done only when no timeline event is left: a later workload phase revives a finished VM
+    return this.finished && !Number.isFinite(this.timeline.nextAt);
   }
 
   /** Run `f`; a VM the OOM killer killed meanwhile ends with SIGKILL, which stops only it. */
