@@ -15,7 +15,7 @@
  * Pure: no Node APIs.
  */
 
-import { KSM_COW_CYCLES } from "../sim/ksm-cost.js";
+import { KSM_COW_CYCLES, ksmdShare } from "../sim/ksm-cost.js";
 import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
 import {
@@ -120,7 +120,7 @@ export class ScenarioRun {
   /**
    * The host CPU ksmd runs on: the one with the fewest vCPUs pinned, the lowest on a tie (an
    * unbound kthread goes where the load is least; fixed here so runs are deterministic). Its
-   * batches take that CPU from its vCPUs (chargeKsmd).
+   * batches take that CPU from its vCPUs (chargeKsmd), which CFS lets it have at nice 5's share.
    */
   readonly ksmdCpu: number;
 
@@ -262,6 +262,10 @@ export class ScenarioRun {
       this.built.ksm.settings,
     );
     const ksmd = this.built.ksm.cpuCycles;
+    // CFS shares ksmd's CPU with the vCPUs that want it (none while the host idles)
+    let vcpus = 0;
+    if (idleFrom < 0) for (const st of this.perCpu[this.ksmdCpu]) if (this.runnable(st)) vcpus++;
+    this.built.ksm.cpuShare = ksmdShare(vcpus);
     this.built.ksm.runUntil(now);
     this.chargeKsmd(this.built.ksm.cpuCycles - ksmd, idleFrom);
     this.built.mom?.runUntil(now, () => momInputs(this.states, this.built.host.mem, now));

@@ -17,6 +17,9 @@
  *     its MMU-notifier invalidation (KVM zaps the spte) and TLB shootdown; the page that becomes
  *     the KSM page in try_to_merge_two_pages is only write-protected; a THP subpage needs the THP
  *     split first (KSM_SPLIT_CYCLES).
+ * ksmd runs at nice 5 (ksm_scan_thread: set_user_nice(current, 5)); while vCPU threads (nice 0)
+ * want its CPU too, CFS gives it its weight's share (ksmdShare), so a batch takes longer in
+ * time than in cycles, and ksmd sleeps only after it.
  * A COW break is not ksmd's: the guest's write faults, and do_wp_page copies the page on the
  * vCPU's time (KSM_COW_CYCLES, charged by the run loop to the faulting vCPU).
  * All are teaching numbers for a ~3 GHz x86-64 host, for relative comparison (how pages_to_scan
@@ -48,6 +51,15 @@ export const KSM_SPLIT_CYCLES = 30000;
  * fault of cpu/cost.ts (3,000 cycles, zeroing 4 KiB); charged to the faulting vCPU, not to ksmd
  */
 export const KSM_COW_CYCLES = 3000;
+
+/** sched_prio_to_weight (kernel/sched/core.c): nice 0 and nice 5 */
+export const NICE_0_WEIGHT = 1024;
+export const NICE_5_WEIGHT = 335;
+
+/** CFS's share of a CPU for ksmd (nice 5) beside `vcpus` runnable vCPU threads (nice 0) */
+export function ksmdShare(vcpus: number): number {
+  return NICE_5_WEIGHT / (NICE_5_WEIGHT + vcpus * NICE_0_WEIGHT);
+}
 
 /** memcmp_pages calls of a search in an rbtree of `n` entries: the levels passed */
 export function treeDepth(n: number): number {

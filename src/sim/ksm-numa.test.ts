@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { Host } from "./host.js";
 import { HostPtes, VmStat } from "./hostpte.js";
 import { Ksm, type KsmSettings } from "./ksm.js";
+import { ksmdShare } from "./ksm-cost.js";
 import type { Vma } from "./mm.js";
 
 const G = 1073741824;
@@ -138,5 +139,27 @@ describe("ksmd's CPU time (ksm-cost.ts)", () => {
     expect(ksm.mergeCycles).toBe(3000 + 6000);
     expect(ksm.cpuCycles).toBe(18400 + 5800 + 9000);
     expect(ksm.cpuMs()).toBeCloseTo((33200 / 3e9) * 1000, 12);
+  });
+});
+
+describe("ksmd's share of its CPU (CFS weights)", () => {
+  it("a batch lasts its cycles divided by nice 5's share beside nice-0 vCPU threads", () => {
+    expect(ksmdShare(0)).toBe(1);
+    expect(ksmdShare(1)).toBe(335 / (335 + 1024));
+    expect(ksmdShare(2)).toBe(335 / (335 + 2048));
+    const host = new Host({ memory: G, cpus: 1 });
+    const ksm = new Ksm(new HostPtes(host, new VmStat()), { run: 1, pages_to_scan: 2 });
+    const mm = host.createProcess("qemu");
+    const start = mm.mmap(2097152, { thp: false });
+    mm.content = { token: (_v: Vma, i: number) => 100 + i };
+    for (let i = 0; i < 5; i++) mm.fault(start + i * 4096, true);
+    ksm.madvise(mm, mm.vmas[0]);
+    ksm.cpuShare = ksmdShare(1);
+    // the batch at 0: 2 first visits, 2 x 2,300 cycles = 1.533 us of CPU; at 24.65% of the CPU
+    // it lasts 6.22 us, then ksmd sleeps 20 ms: the next batch is due at 20.00622 ms
+    ksm.runUntil(20.0062);
+    expect(ksm.pagesScanned).toBe(2);
+    ksm.runUntil(20.00623);
+    expect(ksm.pagesScanned).toBe(4);
   });
 });

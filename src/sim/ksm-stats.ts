@@ -42,6 +42,8 @@ export class KsmStats extends KsmTrees {
   mergeCycles = 0;
   /** the host's clock (cycles per second) that turns ksmd's cycles into time */
   cpuHz = 3e9;
+  /** the share of its CPU ksmd gets while it runs (ksmdShare; the run loop sets it) */
+  cpuShare = 1;
   protected readonly bySlot = new Map<Mm, KsmMmSlot>();
 
   slotOf(mm: Mm): KsmMmSlot | undefined {

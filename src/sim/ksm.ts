@@ -25,8 +25,8 @@
  * with 0 each node has its own stable and unstable tree (root_stable_tree[nid], get_kpfn_nid),
  * so only pages on the same node merge, and a tree page found on another node is not merged
  * with (unstable_tree_search_insert). ksmd's work is priced in cycles as it goes (ksm-cost.ts)
- * and a batch takes that long before ksmd sleeps again (ksm_scan_thread: ksm_do_scan, then
- * sleep_millisecs).
+ * and a batch takes that long (at ksmd's CFS share of its CPU) before ksmd sleeps again
+ * (ksm_scan_thread: ksm_do_scan, then sleep_millisecs).
  * Simplified: stale chain dups are pruned at every lookup (the kernel waits
  * stable_node_chains_prune_millisecs), rbtrees are hash maps by content (same matches, without
  * the order), KSM pages are never migrated between nodes (no migrate_nodes).
@@ -109,7 +109,8 @@ export class Ksm extends KsmStats implements WriteProtectHandler {
 
   /**
    * ksmd on the simulated clock (ksm_scan_thread): every batch due by `nowMs`, each taking its
-   * cycles at cpuHz before ksmd sleeps sleep_millisecs again; returns pages scanned.
+   * cycles at cpuHz (at cpuShare of the CPU) before ksmd sleeps sleep_millisecs again; returns
+   * pages scanned.
    */
   runUntil(nowMs: number): number {
     let n = 0;
@@ -117,7 +118,7 @@ export class Ksm extends KsmStats implements WriteProtectHandler {
     while (this.nextRunMs <= nowMs) {
       const c0 = this.cpuCycles;
       if (this.settings.run === 1) n += this.scan(this.settings.pages_to_scan);
-      const busyMs = ((this.cpuCycles - c0) / this.cpuHz) * 1000;
+      const busyMs = ((this.cpuCycles - c0) / this.cpuHz / this.cpuShare) * 1000;
       this.nextRunMs += busyMs + this.settings.sleep_millisecs;
     }
     return n;
