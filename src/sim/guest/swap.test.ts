@@ -139,6 +139,14 @@ describe("guest swap", () => {
     expect(() => touch(BASE + 272, ACCESS_WRITE)).toThrow("guest out of 4K data pages");
   });
 
+  it("a VM the host's OOM killer took reclaims nothing (its guest runs no more)", () => {
+    const { mm, os, swap, touch } = setup(true);
+    for (let i = 0; i < 256; i++) touch(BASE + i, ACCESS_WRITE);
+    mm.killed = true;
+    expect(swap.reclaim()).toBe(0);
+    expect([swap.pswpout, swap.allocstall, os.free4K]).toEqual([0, 0, 0]);
+  });
+
   it("the balloon driver's allocation reclaims once per page: a balloon below the working set swaps", () => {
     const { os, swap, touch, balloon } = setup(true);
     for (let i = 0; i < 200; i++) touch(BASE + i, ACCESS_WRITE);

@@ -129,6 +129,8 @@ export class GuestSwap {
    * the guest's allocator. Returns the pages freed (0: nothing reclaimable or no free slot).
    */
   reclaim(nr = GUEST_SWAP_CLUSTER): number {
+    // a VM whose QEMU the host's OOM killer took runs no more guest code (its balloon driver too)
+    if (this.os.vm.mm.killed) return 0;
     this.allocstall++;
     const os = this.os;
     const zone = this.end - this.first;
