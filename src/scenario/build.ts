@@ -278,8 +278,9 @@ function startVm(
     if (sv.backing === "1G" && memory % GiB !== 0) sv.memory = Math.ceil(memory / GiB) * GiB;
     const pool = host.pools.get(size);
     const needed = sv.memory / size;
-    // QEMU preallocates hugetlbfs guest RAM only with <allocation mode='immediate'/>; the kernel
-    // still reserves the pages at mmap time (hugetlb_reserve_pages), so a short pool fails here
+    // the kernel reserves the pages at mmap time (hugetlb_reserve_pages), so a short pool fails
+    // here. libvirt also gives hugepage backends prealloc=on (qemuBuildMemoryBackendProps); kvmem
+    // preallocates only RAM bound to nodes (below), other hugepage RAM faults in as it is touched
     const committed = hugeReserved(vms, size);
     // short of free pages: surplus pages within nr_overcommit_hugepages (gather_surplus_pages)
     const short = needed - ((pool?.free.length ?? 0) - committed);
