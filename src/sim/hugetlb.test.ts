@@ -1,5 +1,6 @@
 // Surplus huge pages (hugetlbpage.rst): gathered within nr_overcommit_hugepages, all or none,
 // and freed to the buddy allocator while the pool has surplus.
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { Host } from "./host.js";
 import { gatherSurplus, releaseHugePage, returnUnusedSurplus } from "./hugetlb.js";
@@ -94,5 +95,66 @@ describe("hugetlb pools per NUMA node", () => {
     expect(returnUnusedSurplus(host, M2, 5)).toBe(2);
     expect([pool.total, pool.surplus]).toEqual([2, 0]);
     host.assertInvariants();
+  });
+});
+
+describe("pool invariants (fast-check)", () => {
+  it("per-node counts sum to the global ones and frames are conserved through any sequence", () => {
+    const G = 1073741824;
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ op: fc.constant("reserve" as const), n: fc.integer({ min: 0, max: 40 }) }),
+            fc.record({
+              op: fc.constant("onNode" as const),
+              node: fc.integer({ min: 0, max: 2 }),
+              n: fc.integer({ min: 0, max: 40 }),
+            }),
+            fc.record({
+              op: fc.constant("surplus" as const),
+              n: fc.integer({ min: 0, max: 30 }),
+              local: fc.integer({ min: 0, max: 2 }),
+              mask: fc.integer({ min: 1, max: 7 }),
+            }),
+            fc.record({
+              op: fc.constant("take" as const),
+              pref: fc.integer({ min: 0, max: 2 }),
+              mask: fc.integer({ min: 1, max: 7 }),
+            }),
+            fc.record({ op: fc.constant("release" as const) }),
+          ),
+          { maxLength: 40 },
+        ),
+        (ops) => {
+          const host = new Host({ memory: 3 * G, cpus: 3, nodes: 3 });
+          host.reserveHugePages(M2, 0);
+          const pool = host.pools.get(M2)!;
+          pool.overcommit = 50;
+          const inUse: number[] = [];
+          for (const o of ops) {
+            if (o.op === "reserve") host.reserveHugePages(M2, o.n);
+            else if (o.op === "onNode") host.reserveHugePagesOnNode(M2, o.node, o.n);
+            else if (o.op === "surplus") gatherSurplus(host, M2, o.n, o.local, o.mask);
+            else if (o.op === "take") {
+              const pfn = pool.dequeue(host.mem, o.pref, o.mask);
+              if (pfn >= 0) {
+                // only from the mask's nodes
+                expect((o.mask >>> host.mem.nodeOf(pfn)) & 1).toBe(1);
+                inUse.push(pfn);
+              }
+            } else if (inUse.length) releaseHugePage(host, M2, inUse.pop()!);
+          }
+          host.assertInvariants(); // per-node sums, surplus <= total, free pages are hugetlb
+          const freeN = [0, 1, 2].map((n) => pool.freeOn(host.mem, n));
+          expect(freeN.reduce((a, b) => a + b, 0)).toBe(pool.free.length);
+          expect(pool.free.length + inUse.length).toBe(pool.total);
+          expect(pool.surplus).toBeLessThanOrEqual(50);
+          // every pool page (free or in use) holds 512 frames out of the buddy allocator
+          expect(host.mem.freeFrames + pool.total * 512).toBeLessThanOrEqual(host.mem.nframes);
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 });
