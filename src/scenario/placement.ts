@@ -6,7 +6,8 @@
  * How it works: src/libvirt/numatune.ts gives each guest cell's backend libvirt's policy
  * (qemuBuildMemoryBackendProps); QEMU mbind()s each backend's memory before preallocating it
  * (backends/hostmem.c host_memory_backend_memory_complete): strict -> MPOL_BIND, preferred ->
- * MPOL_PREFERRED (the first node of the nodeset), interleave -> MPOL_INTERLEAVE; restrictive
+ * MPOL_PREFERRED_MANY (QEMU 7.2+ on a 5.15+ kernel turns MPOL_PREFERRED into it, so that every
+ * node of the nodeset is preferred, not only the first), interleave -> MPOL_INTERLEAVE; restrictive
  * confines the process with cgroup cpuset.mems, which kvmem applies as a bind. Cells lie one after
  * another in guest RAM (QEMU's memory-backend per -numa node, cell 0 first), so a cell's policy
  * covers its byte range of the mapping. A nodeset naming a node the host lacks fails the start
@@ -61,7 +62,7 @@ export function vmPlacement(d: Domain, ramBytes: number, hostNodes: number): VmP
       const nodes = nodemask(p.hostNodes);
       const policy: MemPolicy =
         p.policy === "preferred"
-          ? { mode: "preferred", nodes: nodes & -nodes }
+          ? { mode: "preferred-many", nodes }
           : { mode: p.policy === "interleave" ? "interleave" : "bind", nodes };
       if (end > at) ranges.push({ start: at, end, policy, mode: p.mode, hostNodes: p.hostNodes });
     }

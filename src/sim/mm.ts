@@ -87,8 +87,8 @@ export class Mm implements TableSpace {
   /** numa_node_id() of the task: the node of the CPU it runs on (the local policy's node) */
   homeNode = 0;
   private mmapBase = MMAP_TOP;
-  /** resolvePolicy's output: preferred node, nodemask, interleave target */
-  private readonly pol = new Int32Array(3);
+  /** resolvePolicy's output: preferred node, nodemask, interleave target, fallback */
+  private readonly pol = new Int32Array(4);
   private readonly out = new WalkOut();
   private readonly entry = new Uint32Array(2);
   private readonly leaf = new LeafRef();
@@ -285,9 +285,15 @@ export class Mm implements TableSpace {
       for (let i = 0; i < ranges.length; i++)
         if (hva >= ranges[i].start && hva < ranges[i].end) policy = ranges[i].policy;
     resolvePolicy(policy, this.homeNode, ilx, pol);
-    const pfn = pool
+    let pfn = pool
       ? pool.dequeue(this.mem, pol[0], pol[1])
       : this.mem.allocFrom(order as 0 | 9, kind, pol[0], pol[1], this.homeNode);
+    // MPOL_PREFERRED_MANY: nothing on its nodes, so any node (alloc_pages_preferred_many,
+    // dequeue_hugetlb_folio_vma's second dequeue)
+    if (pfn < 0 && pol[3] === 1)
+      pfn = pool
+        ? pool.dequeue(this.mem, pol[0], ALL_NODES)
+        : this.mem.allocFrom(order as 0 | 9, kind, pol[0], ALL_NODES, this.homeNode);
     if (pol[2] >= 0 && pfn >= 0 && !pool && this.mem.nodeOf(pfn) === pol[2])
       this.mem.numaStat[pol[2] * 6 + NUMA_INTERLEAVE_HIT]++;
     return pfn;

@@ -148,6 +148,33 @@ describe("memory policies", () => {
     host.assertInvariants();
   });
 
+  it("preferred vs preferred-many when the preferred node is full: miss/foreign vs a local hit", () => {
+    const host = new Host({ memory: 2 * G, cpus: 2, nodes: 2 });
+    host.mem.allocFrom(18, KIND_ANON, 1, ALL_NODES, 1); // node 1 full
+    const mm = host.createProcess("qemu"); // runs on node 0; its page tables are on node 0
+    const one = nodemask([1]);
+    const pref = mm.mmap(4096, { policy: { mode: "preferred", nodes: one } });
+    const many = mm.mmap(4096, { policy: { mode: "preferred-many", nodes: one } });
+    const before = [stat(host.mem, 0), stat(host.mem, 1)];
+    const delta = () => [0, 1].map((n) => stat(host.mem, n).map((v, i) => v - before[n][i]));
+    // MPOL_PREFERRED {1}: node 1's zonelist, node 1 full -> node 0: miss there, foreign on node 1;
+    // plus the three page-table pages of the fault (PDPT, PD, PT: local policy, hits on node 0)
+    expect(host.mem.nodeOf(mm.fault(pref, true))).toBe(0);
+    expect(delta()).toEqual([
+      [3, 1, 0, 0, 4, 0],
+      [0, 0, 1, 0, 0, 0],
+    ]);
+    // MPOL_PREFERRED_MANY {1}: nothing in {1}; then the local zonelist: node 0, a hit; plus a PD
+    // and a PT (this VMA is 1 GiB below the other: same PDPT, another PD)
+    before[0] = stat(host.mem, 0);
+    before[1] = stat(host.mem, 1);
+    expect(host.mem.nodeOf(mm.fault(many, true))).toBe(0);
+    expect(delta()).toEqual([
+      [3, 0, 0, 0, 3, 0],
+      [0, 0, 0, 0, 0, 0],
+    ]);
+  });
+
   it("the local policy allocates on the task's node (homeNode)", () => {
     const host = new Host({ memory: 2 * G, cpus: 2, nodes: 2 });
     expect([host.nodeOfCpu(0), host.nodeOfCpu(1)]).toEqual([0, 1]);

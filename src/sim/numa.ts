@@ -8,6 +8,8 @@
  * - default (MPOL_DEFAULT, "local allocation"): the node of the CPU the task runs on
  *   (numa_node_id()), then every other node;
  * - preferred (MPOL_PREFERRED): the policy's node, then every other node;
+ * - preferred-many (MPOL_PREFERRED_MANY, 5.15+): the local zonelist within the policy's nodes
+ *   first, then the local zonelist over every node (alloc_pages_preferred_many: two attempts);
  * - bind (MPOL_BIND): the local node's zonelist restricted to the policy's nodes, no fallback
  *   outside them;
  * - interleave (MPOL_INTERLEAVE): the page's interleave index ilx (its offset in the VMA in units
@@ -21,7 +23,7 @@
  * Nodemasks are bit masks (bit n = node n), so at most 31 nodes.
  */
 
-export type PolicyMode = "default" | "preferred" | "bind" | "interleave";
+export type PolicyMode = "default" | "preferred" | "preferred-many" | "bind" | "interleave";
 
 export interface MemPolicy {
   readonly mode: PolicyMode;
@@ -69,7 +71,8 @@ export function interleaveNid(mask: number, ilx: number): number {
 /**
  * Resolve `policy` for one allocation by a task on node `local` at interleave index `ilx`:
  * out[0] = the node whose zonelist is walked, out[1] = the nodemask, out[2] = the interleave
- * target (-1 unless interleaving).
+ * target (-1 unless interleaving), out[3] = 1 when a failed attempt is retried on every node
+ * (preferred-many).
  */
 export function resolvePolicy(
   policy: MemPolicy,
@@ -78,6 +81,7 @@ export function resolvePolicy(
   out: Int32Array,
 ): void {
   out[2] = -1;
+  out[3] = 0;
   switch (policy.mode) {
     case "default":
       out[0] = local;
@@ -90,6 +94,11 @@ export function resolvePolicy(
     case "bind":
       out[0] = local;
       out[1] = policy.nodes;
+      return;
+    case "preferred-many":
+      out[0] = local;
+      out[1] = policy.nodes;
+      out[3] = 1;
       return;
     case "interleave": {
       const nid = interleaveNid(policy.nodes, ilx);
