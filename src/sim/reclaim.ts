@@ -37,6 +37,8 @@ import { AnonLru, type Proc } from "./anonlru.js";
 import type { HostPtes } from "./hostpte.js";
 import type { Ksm } from "./ksm.js";
 import {
+  DEACTIVATE_ANON,
+  DEACTIVATE_FILE,
   DEF_PRIORITY,
   getScanCount,
   inactiveIsLow,
@@ -94,8 +96,6 @@ export class Reclaim implements MemoryPressure {
   pgscanFile = 0;
   pgstealAnon = 0;
   pgstealFile = 0;
-  /** how get_scan_count balanced the last pass that scanned something */
-  lastBalance: ScanBalance | null = null;
   /** passes per balance, for the results */
   readonly balances: Record<ScanBalance, number> = { equal: 0, fract: 0, anon: 0, file: 0 };
   private readonly procs: Proc[] = [];
@@ -296,10 +296,7 @@ export class Reclaim implements MemoryPressure {
     const nr = count.nr;
     let scanned = 0;
     let reclaimed = 0;
-    if (nr[0] + nr[1] + nr[2] + nr[3] > 0) {
-      this.lastBalance = count.balance;
-      this.balances[count.balance]++;
-    }
+    if (nr[0] + nr[1] + nr[2] + nr[3] > 0) this.balances[count.balance]++;
     while ((nr[0] > 0 || nr[2] > 0 || nr[3] > 0) && reclaimed < nrToReclaim) {
       for (let l = 0; l < 4; l++) {
         if (nr[l] === 0) continue;
@@ -311,14 +308,15 @@ export class Reclaim implements MemoryPressure {
           scanned += r.scanned;
           reclaimed += r.reclaimed;
         } else if (l === 1) {
-          if (sc.mayDeactivate & 1) this.anon.shrinkActive(n);
+          if (sc.mayDeactivate & DEACTIVATE_ANON) this.anon.shrinkActive(n);
         } else if (l === 2) {
           const r = this.cache.shrinkInactive(n);
           this.countScan(false, r.scanned, r.reclaimed);
+          // the flusher, not reclaim's pageout, writes dirty file pages here: no nr_io
           lru.noteCost(true, 0, r.scanned - r.reclaimed);
           scanned += r.scanned;
           reclaimed += r.reclaimed;
-        } else if (sc.mayDeactivate & 2) this.cache.shrinkActive(n);
+        } else if (sc.mayDeactivate & DEACTIVATE_FILE) this.cache.shrinkActive(n);
       }
     }
     // rebalance the anon lists even when they were not scanned (can_age_anon_pages)
