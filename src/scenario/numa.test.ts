@@ -212,3 +212,28 @@ describe("scenario errors", () => {
     expect([...built.host.pools.get(M2)!.totalNode]).toEqual([2, 1]);
   });
 });
+
+describe("<memnode> per guest cell", () => {
+  it("binds each cell's range of guest RAM to its own host node", () => {
+    const input = load();
+    // vm3 gets two guest cells of 1 GiB, cell 0 strict on node 1 and cell 1 strict on node 0
+    const xml = `<domain type='kvm'><name>vm3</name><memory unit='KiB'>2097152</memory>
+      <vcpu placement='static'>2</vcpu>
+      <numatune><memnode cellid='0' mode='strict' nodeset='1'/><memnode cellid='1' mode='restrictive' nodeset='0'/></numatune>
+      <os><type arch='x86_64' machine='pc-q35-8.2'>hvm</type></os>
+      <cpu><numa><cell id='0' cpus='0' memory='1048576' unit='KiB'/><cell id='1' cpus='1' memory='1048576' unit='KiB'/></numa></cpu>
+      <devices><memballoon model='none'/></devices></domain>`;
+    input.domains.set("vm3", { xml, file: "vm3.xml" });
+    const built = buildHost(input);
+    const vm3 = built.vms[2];
+    expect(vm3.placement.map((p) => [p.start, p.end, p.mode, p.hostNodes])).toEqual([
+      [0, 1073741824, "strict", [1]],
+      [1073741824, 2147483648, "restrictive", [0]],
+    ]);
+    // touch one page in each cell's range: each lands on its cell's node
+    const mm = vm3.mm!;
+    const base = mm.vmas[0].start;
+    const nodeAt = (off: number) => built.host.mem.nodeOf(mm.fault(base + off, true));
+    expect([nodeAt(512 * 1048576), nodeAt(1536 * 1048576)]).toEqual([1, 0]);
+  });
+});
