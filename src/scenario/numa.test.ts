@@ -174,6 +174,9 @@ describe("surplus pages on the bound node", () => {
     expect(f["/sys/devices/system/node/node1/meminfo"]).toContain(
       "Node 1 HugePages_Total:  1024\nNode 1 HugePages_Free:      0\nNode 1 HugePages_Surp:    512\n",
     );
+    // the sysctl is max_huge_pages (the persistent pool); sysfs nr_hugepages counts surplus too
+    expect(f["/proc/sys/vm/nr_hugepages"]).toBe("2048\n");
+    expect(f["/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages"]).toBe("2560\n");
     built.host.assertInvariants();
   });
 

@@ -151,7 +151,8 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     `Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n${swapKiB > 0 ? `/swapfile${" ".repeat(31)}file\t\t${swapKiB}\t\t${b.reclaim.swapUsed * 4}\t\t-2\n` : ""}`;
   const sysctl: Record<string, number> = {
     swappiness: s.host.kernel.swappiness,
-    nr_hugepages: pool2?.total ?? 0,
+    // hugetlb_sysctl_handler_common shows max_huge_pages: the persistent pool, without surplus
+    nr_hugepages: (pool2?.total ?? 0) - (pool2?.surplus ?? 0),
     nr_overcommit_hugepages: pool2?.overcommit ?? 0,
     overcommit_memory: 0,
     overcommit_ratio: ratio,
