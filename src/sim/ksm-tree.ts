@@ -186,9 +186,12 @@ export class KsmTrees {
     const id = sn.alloc(token, kpfn, nid);
     this.stableOf[kpfn] = id;
     let v = tree.get(token);
-    if (v <= -2) this.chainBest(this.chains[-2 - v]!);
-    else if (v >= 0 && sn.kpfn[v] < 0) this.removeNode(v);
-    v = tree.get(token);
+    if (v <= -2 || (v >= 0 && sn.kpfn[v] < 0)) {
+      // prune first: a stale node goes, a chain may collapse or empty
+      if (v <= -2) this.chainBest(this.chains[-2 - v]!);
+      else this.removeNode(v);
+      v = tree.get(token);
+    }
     if (v === -1) {
       this.setEntry(nid, token, id, null);
     } else {
@@ -256,8 +259,7 @@ export class KsmTrees {
     } else if ((f & UNSTABLE) !== 0) {
       const age = (this.fullScans - it.seq[item]) & 0xff;
       if (age > 1) throw new Error("unstable rmap_item older than one scan");
-      const tree = this.unstable[it.unid[item]];
-      if (age === 0 && tree.get(it.utok[item]) === item) tree.delete(it.utok[item]);
+      if (age === 0) this.unstable[it.unid[item]].deleteIf(it.utok[item], item);
       this.pagesUnshared--;
       it.flags[item] = 0;
     }
@@ -290,7 +292,7 @@ export class KsmTrees {
         this.chains[c.id] = null;
         this.stableNodeChains--;
       }
-    } else if (tree.get(sn.token[id]) === id) tree.delete(sn.token[id]);
+    } else tree.deleteIf(sn.token[id], id);
     sn.release(id);
   }
 

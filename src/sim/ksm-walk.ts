@@ -59,13 +59,14 @@ export class PteCursor {
       this.table = l.level === 1 ? l.tableFrame : -1;
       this.huge = l.level === 2 ? pteFrame(l.lo, l.hi) - (pteFrame(l.lo, l.hi) % 512) : -1;
     }
-    if (this.huge >= 0) return this.huge + (vpn % 512);
-    const lo = mem.entryLo(this.table, vpn % 512);
+    if (this.huge >= 0) return this.huge + (vpn & 511);
+    // vpn & 511: ToInt32 keeps the low bits of any page number below 2^53
+    const lo = mem.entryLo(this.table, vpn & 511);
     if ((lo & PTE_P) === 0) {
       this.skipTo = vpn + 1;
       return -1;
     }
-    return pteFrame(lo, mem.entryHi(this.table, vpn % 512));
+    return pteFrame(lo, mem.entryHi(this.table, vpn & 511));
   }
 
   /** the page table holding the 4K pte of `vpn` when this cursor has it, else -1 */

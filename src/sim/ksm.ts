@@ -190,7 +190,7 @@ export class Ksm extends KsmStats implements WriteProtectHandler {
     let table = this.cursor.tableOf(mm, vpn);
     if (table < 0) table = this.treeCursor.tableOf(mm, vpn);
     if (table >= 0) {
-      this.ptes.pteAt(mm, vpn, table, vpn % 512);
+      this.ptes.pteAt(mm, vpn, table, vpn & 511);
       return;
     }
     const splits = this.ptes.vmstat.thp_split_page;

@@ -69,11 +69,17 @@ export class U32Map {
   }
 
   delete(key: number): boolean {
+    return this.deleteIf(key, EMPTY);
+  }
+
+  /** delete `key` when it maps to `value` (any value when `value` is -1); true when deleted */
+  deleteIf(key: number, value: number): boolean {
     const c = this.cells;
     const k = key | 0;
     let i = this.home(key);
     while (c[2 * i + 1] !== EMPTY && c[2 * i] !== k) i = (i + 1) & this.mask;
     if (c[2 * i + 1] === EMPTY) return false;
+    if (value !== EMPTY && c[2 * i + 1] !== value) return false;
     // backward-shift: move later entries of the run into the hole when their home allows
     let hole = i;
     let j = i;
