@@ -4,19 +4,21 @@
  * How it works: open addressing with linear probing in a power-of-two table grown at 1/2 load.
  * Key and value of a slot sit side by side in one Int32Array (`cells[2i]`, `cells[2i + 1]`), so
  * a probe touches one cache line: with millions of entries (a 16 GiB scan) every lookup is a
- * cache miss, and three parallel arrays (keys, values, occupancy) cost three. A value of -1
- * marks an empty slot, which is why -1 is never stored. delete uses backward-shift deletion
+ * cache miss, and three parallel arrays (keys, values, occupancy) cost three. A slot holds
+ * value + 1, so that 0 (what a fresh array holds) marks an empty slot and a grown table needs no
+ * fill; this is why -1 is never stored. delete uses backward-shift deletion
  * (Knuth 6.4 algorithm R) so no tombstones build up. V8 keeps numbers >= 2^30 as heap numbers,
  * which makes a JS Map keyed by content tokens (most of them >= 2^30) slow to hash; this stays
  * on integers.
  *
  * Invariants: every key sits in the probe run from its home slot; size counts occupied slots.
  */
-const EMPTY = -1;
+/** an empty slot's cell (it holds value + 1) */
+const EMPTY = 0;
 
 export class U32Map {
   size = 0;
-  /** [key | 0, value] per slot; value EMPTY = free slot */
+  /** [key | 0, value + 1] per slot; EMPTY = free slot */
   private cells: Int32Array;
   private mask: number;
   private shift: number;
@@ -24,7 +26,7 @@ export class U32Map {
   constructor(capacity = 1024) {
     let n = 16;
     while (n < capacity * 2) n *= 2;
-    this.cells = new Int32Array(n * 2).fill(EMPTY);
+    this.cells = new Int32Array(n * 2);
     this.mask = n - 1;
     this.shift = 32 - Math.log2(n);
   }
@@ -45,31 +47,31 @@ export class U32Map {
     let i = this.home(key);
     for (;;) {
       const v = c[2 * i + 1];
-      if (v === EMPTY || c[2 * i] === k) return v;
+      if (v === EMPTY || c[2 * i] === k) return v - 1;
       i = (i + 1) & this.mask;
     }
   }
 
   set(key: number, value: number): void {
-    if (value === EMPTY) throw new RangeError("U32Map values must not be -1");
+    if (value === -1) throw new RangeError("U32Map values must not be -1");
     if ((this.size + 1) * 2 > this.mask + 1) this.grow();
     const c = this.cells;
     const k = key | 0;
     let i = this.home(key);
     while (c[2 * i + 1] !== EMPTY) {
       if (c[2 * i] === k) {
-        c[2 * i + 1] = value;
+        c[2 * i + 1] = value + 1;
         return;
       }
       i = (i + 1) & this.mask;
     }
     c[2 * i] = k;
-    c[2 * i + 1] = value;
+    c[2 * i + 1] = value + 1;
     this.size++;
   }
 
   delete(key: number): boolean {
-    return this.deleteIf(key, EMPTY);
+    return this.deleteIf(key, -1);
   }
 
   /** delete `key` when it maps to `value` (any value when `value` is -1); true when deleted */
@@ -79,7 +81,7 @@ export class U32Map {
     let i = this.home(key);
     while (c[2 * i + 1] !== EMPTY && c[2 * i] !== k) i = (i + 1) & this.mask;
     if (c[2 * i + 1] === EMPTY) return false;
-    if (value !== EMPTY && c[2 * i + 1] !== value) return false;
+    if (value !== -1 && c[2 * i + 1] !== value + 1) return false;
     // backward-shift: move later entries of the run into the hole when their home allows
     let hole = i;
     let j = i;
@@ -107,10 +109,11 @@ export class U32Map {
   private grow(): void {
     const old = this.cells;
     const n = (this.mask + 1) * 2;
-    this.cells = new Int32Array(n * 2).fill(EMPTY);
+    this.cells = new Int32Array(n * 2);
     this.mask = n - 1;
     this.shift = 32 - Math.log2(n);
     this.size = 0;
-    for (let i = 0; i < old.length; i += 2) if (old[i + 1] !== EMPTY) this.set(old[i], old[i + 1]);
+    for (let i = 0; i < old.length; i += 2)
+      if (old[i + 1] !== EMPTY) this.set(old[i], old[i + 1] - 1);
   }
 }
