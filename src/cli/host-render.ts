@@ -167,6 +167,23 @@ export function renderHost(r: HostReport): string {
   );
   const hm = Object.entries(h.meminfo).map(([k, val]) => `${k} ${kib(val)}`);
   if (hm.length) out.push(para("", hm.join(", "), 2));
+  const nm = h.nodeMemory ?? [];
+  if (nm.length > 1) {
+    out.push("  NUMA nodes (/sys/devices/system/node/nodeN/meminfo, numastat)\n");
+    out.push(
+      table(
+        nm.map((n) => [
+          `node${n.node}`,
+          kib(n.memTotalKiB),
+          kib(n.memFreeKiB),
+          kib(n.anonHugePagesKiB),
+          n.numaMiss === null ? "?" : String(n.numaMiss),
+          n.otherNode === null ? "?" : String(n.otherNode),
+        ]),
+        { header: ["node", "MemTotal", "MemFree", "AnonHugePages", "numa_miss", "other_node"] },
+      ),
+    );
+  }
 
   out.push(heading(4, "Overcommit"));
   const o = r.overcommit;

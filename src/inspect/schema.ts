@@ -111,6 +111,23 @@ export const HugepagesSchema = z.object({
   /** AnonHugePages, ShmemHugePages, FileHugePages, ShmemPmdMapped, FilePmdMapped, Hugetlb */
   meminfo: z.record(z.string(), z.number()),
   numaNodes: z.array(z.number()),
+  /**
+   * per NUMA node (drivers/base/node.c: /sys/devices/system/node/nodeN/meminfo and numastat):
+   * MemTotal, MemFree, AnonHugePages in KiB, numa_miss and other_node pages; absent when the
+   * tree has no per-node meminfo
+   */
+  nodeMemory: z
+    .array(
+      z.object({
+        node: z.number(),
+        memTotalKiB: z.number(),
+        memFreeKiB: z.number(),
+        anonHugePagesKiB: z.number(),
+        numaMiss: z.number().nullable(),
+        otherNode: z.number().nullable(),
+      }),
+    )
+    .optional(),
 });
 
 export const KsmSchema = z.union([

@@ -227,7 +227,32 @@ export function readHugepages(fs: ProcFs, meminfo: Record<string, number> | unde
     },
     meminfo: hm,
     numaNodes,
+    ...nodeMemory(fs, numaNodes),
   };
+}
+
+/** /sys/devices/system/node/nodeN/meminfo ("Node N " stripped by parseMeminfo) and numastat. */
+function nodeMemory(fs: ProcFs, nodes: number[]): Pick<Hugepages, "nodeMemory"> {
+  const out: NonNullable<Hugepages["nodeMemory"]> = [];
+  for (const node of nodes) {
+    const r = fs.read(`/sys/devices/system/node/node${node}/meminfo`);
+    if (!r.ok) continue;
+    const mi = parseMeminfo(r.text).value;
+    const st = fs.read(`/sys/devices/system/node/node${node}/numastat`);
+    const num = (k: string) => {
+      const m = st.ok ? new RegExp(`^${k} (\\d+)$`, "m").exec(st.text) : null;
+      return m ? Number(m[1]) : null;
+    };
+    out.push({
+      node,
+      memTotalKiB: mi.MemTotal ?? 0,
+      memFreeKiB: mi.MemFree ?? 0,
+      anonHugePagesKiB: mi.AnonHugePages ?? 0,
+      numaMiss: num("numa_miss"),
+      otherNode: num("other_node"),
+    });
+  }
+  return out.length ? { nodeMemory: out } : {};
 }
 
 function parseMemparseKiB(s: string): number | undefined {

@@ -157,6 +157,13 @@ describe("kvmem host --sim on the NUMA host", () => {
     expect(f?.fix.text).toBe(
       "echo 1024 > /sys/devices/system/node/node1/hugepages/hugepages-2048kB/nr_hugepages",
     );
+    // per-node memory from nodeN/meminfo and numastat, as the simulated files say
+    const mem = built.host.mem;
+    expect(report.hugepages.nodeMemory?.map((n) => [n.node, n.memTotalKiB, n.memFreeKiB])).toEqual([
+      [0, 8388608, mem.nodeFree[0] * 4],
+      [1, 8388608, mem.nodeFree[1] * 4],
+    ]);
+    expect(report.hugepages.nodeMemory?.map((n) => n.numaMiss)).toEqual([0, 0]);
     // in total the pool has enough free pages, so the global finding stays quiet
     expect(report.findings.find((x) => x.id === "hugepage-pool-short")).toBeUndefined();
   });
