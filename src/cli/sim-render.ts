@@ -139,7 +139,8 @@ function renderPageCache(r: ScenarioResult): string {
     `active file ${mib(l.activeFile)}, inactive file ${mib(l.inactiveFile)}\n` +
     `    vm.swappiness ${s.swappiness}: pgscan anon ${s.pgscanAnon}, file ${s.pgscanFile}; ` +
     `pgsteal anon ${s.pgstealAnon}, file ${s.pgstealFile}; pgactivate ${s.pgactivate}, ` +
-    `pgdeactivate ${s.pgdeactivate}\n` +
+    `pgdeactivate ${s.pgdeactivate}; workingset_refault_file ${s.workingsetRefaultFile} ` +
+    `(activated ${s.workingsetActivateFile})\n` +
     `    reclaim passes by get_scan_count balance: ${bal || "none"}\n` +
     (disks.length
       ? table(

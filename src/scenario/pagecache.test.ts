@@ -66,6 +66,11 @@ describe("the page cache in kvmem sim", () => {
     const diskReads = r.vms.reduce((a, v) => a + v.disk!.diskReads, 0);
     expect(vmstat(vs, "pgpgin")).toBe(diskReads * 4 + r.host.vmstat.pswpin * 4);
     expect(vmstat(vs, "pgactivate")).toBe(r.host.reclaim.pgactivate);
+    expect(vmstat(vs, "workingset_refault_file")).toBe(r.host.reclaim.workingsetRefaultFile);
+    expect(r.host.reclaim.workingsetRefaultFile).toBeGreaterThan(0); // evicted pages re-read
+    expect(r.host.reclaim.workingsetActivateFile).toBeLessThanOrEqual(
+      r.host.reclaim.workingsetRefaultFile,
+    );
     built.reclaim.assertInvariants();
     built.host.assertInvariants();
   }, 120_000);

@@ -215,6 +215,10 @@ export interface ScenarioResult {
       pgstealFile: number;
       pgpginKiB: number;
       pgpgoutKiB: number;
+      /** shadow entries: workingset_refault_file, workingset_activate_file, _restore_file */
+      workingsetRefaultFile: number;
+      workingsetActivateFile: number;
+      workingsetRestoreFile: number;
     };
     /** /proc/vmstat counters kvmem models */
     vmstat: {
@@ -485,6 +489,9 @@ export function summarize(b: BuiltHost, run: ScenarioRun): ScenarioResult {
         pgstealFile: b.reclaim.pgstealFile,
         pgpginKiB: b.reclaim.cache.pgpginKiB + b.ptes.vmstat.pswpin * 4,
         pgpgoutKiB: b.reclaim.cache.pgpgoutKiB + b.ptes.vmstat.pswpout * 4,
+        workingsetRefaultFile: b.reclaim.cache.refaults,
+        workingsetActivateFile: b.reclaim.cache.activations,
+        workingsetRestoreFile: b.reclaim.cache.restores,
       },
       vmstat: {
         thp_split_page: b.ptes.vmstat.thp_split_page,

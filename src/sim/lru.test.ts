@@ -56,6 +56,11 @@ describe("prepare_scan_control", () => {
     expect(prepareScanControl(sizes(100, 200, 10, 5), 0, 0, 0).mayDeactivate).toBe(DEACTIVATE_ANON);
   });
 
+  it("file refaults since the last run deactivate the file list and end cache_trim_mode", () => {
+    const sc = prepareScanControl(sizes(8192, 0, 8192, 0), 100, 1000, 12, true);
+    expect(sc).toMatchObject({ mayDeactivate: DEACTIVATE_FILE, cacheTrimMode: false });
+  });
+
   it("cache_trim_mode: inactive file >> priority and the file list not low", () => {
     expect(prepareScanControl(sizes(8192, 0, 8192, 0), 100, 1000, 12).cacheTrimMode).toBe(true);
     // 4095 >> 12 = 0: too little inactive file at this priority

@@ -12,8 +12,8 @@
  * scanned by reclaim.ts in address order over each QEMU's guest RAM (a CLOCK hand per list), not
  * in age order: see reclaim.ts for why. prepareScanControl and getScanCount are the kernel's
  * functions of the same names over the list sizes (pure, tested with hand-computed numbers):
- * refaults are not modelled (no shadow entries), so only inactive_is_low decides
- * may_deactivate; memory cgroups and their protection are not modelled (global reclaim).
+ * file refaults (pagecache.ts keeps shadow entries) and inactive_is_low decide may_deactivate;
+ * memory cgroups and their protection are not modelled (global reclaim).
  * noteCost is lru_note_cost: cost = nr_io x SWAP_CLUSTER_MAX + nr_rotated, both costs halved
  * when their sum exceeds a quarter of the LRU pages.
  *
@@ -32,6 +32,8 @@ export const LRU_UNEVICTABLE = 5;
 export const PG_REFERENCED = 1;
 /** PG_dirty: a page-cache page written and not yet written back */
 export const PG_DIRTY = 2;
+/** PG_workingset: the page was active before (deactivated, or activated on a refault) */
+export const PG_WORKINGSET = 4;
 
 /** DEF_PRIORITY: reclaim scans (list size >> priority) pages, from 12 down to 0 */
 export const DEF_PRIORITY = 12;
@@ -76,11 +78,14 @@ export function prepareScanControl(
   free: number,
   high: number,
   priority: number,
+  /** file pages were activated on refault since the last reclaim run (WORKINGSET_ACTIVATE_FILE) */
+  fileRefaults = false,
 ): ScanControl {
-  // refaults are not modelled: only inactive_is_low asks for deactivation
+  // a new workingset being established (refaults), or an inactive list that is low, asks for
+  // deactivation; anonymous refaults are not modelled (no swap-cache shadow entries)
   let mayDeactivate = 0;
   if (inactiveIsLow(s.inactiveAnon, s.activeAnon)) mayDeactivate |= DEACTIVATE_ANON;
-  if (inactiveIsLow(s.inactiveFile, s.activeFile)) mayDeactivate |= DEACTIVATE_FILE;
+  if (fileRefaults || inactiveIsLow(s.inactiveFile, s.activeFile)) mayDeactivate |= DEACTIVATE_FILE;
   // plenty of inactive file that is not thrashing: reclaim it before anon (cache_trim_mode)
   const cacheTrimMode =
     Math.floor(s.inactiveFile / 2 ** priority) > 0 && (mayDeactivate & DEACTIVATE_FILE) === 0;

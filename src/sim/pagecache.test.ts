@@ -117,6 +117,51 @@ describe("the page cache", () => {
     lru.assertInvariants();
   });
 
+  it("a refault within the workingset starts active; a distant one inactive (shadow entries)", () => {
+    const { cache, lru } = setup();
+    const img = cache.addImage("vm.img", 16 * 4096, "writeback");
+    cache.read(img, 0);
+    cache.read(img, 1);
+    cache.read(img, 2);
+    cache.read(img, 2); // activated: the nonresident age is 1
+    expect(cache.nonresidentAge).toBe(1);
+    expect(cache.shrinkInactive(1).reclaimed).toBe(1); // page 0 out: age 2, shadow 2
+    expect(img.shadow[0]).toBe(2 * 2 + 0);
+    // distance 2 - 2 = 0 <= the workingset (1 active file page, no swap): activated, age 3
+    cache.read(img, 0);
+    expect([cache.refaults, cache.activations, cache.restores]).toEqual([1, 1, 0]);
+    expect(lru.lru[img.pfnOf[0]]).toBe(LRU_ACTIVE_FILE);
+    expect([cache.nonresidentAge, img.shadow[0]]).toEqual([3, -1]);
+    // page 1 goes (age 4, shadow 8); four more pages go through and out (ages 5..8)
+    expect(cache.shrinkInactive(1).reclaimed).toBe(1);
+    for (let p = 3; p < 7; p++) cache.read(img, p);
+    expect(cache.shrinkInactive(4).reclaimed).toBe(4);
+    expect(cache.nonresidentAge).toBe(8);
+    // distance 8 - 4 = 4 > 2 active file pages: refaulted, not activated
+    cache.read(img, 1);
+    expect([cache.refaults, cache.activations]).toEqual([2, 1]);
+    expect(lru.lru[img.pfnOf[1]]).toBe(LRU_INACTIVE_FILE);
+    cache.assertInvariants();
+  });
+
+  it("a page deactivated, evicted and refaulted was workingset: restored, charged to file_cost", () => {
+    const { cache, lru } = setup();
+    const img = cache.addImage("vm.img", 16 * 4096, "writeback");
+    cache.read(img, 5);
+    cache.read(img, 5); // active (age 1)
+    cache.read(img, 6);
+    cache.read(img, 6); // active (age 2)
+    expect(cache.shrinkActive(1)).toBe(1); // page 5 (the active tail) deactivated: PG_workingset
+    expect(cache.shrinkInactive(1).reclaimed).toBe(1); // evicted: age 3, shadow 3 x 2 + 1
+    expect(img.shadow[5]).toBe(7);
+    cache.read(img, 5); // distance 0 <= 1 active page: activated and restored
+    expect([cache.refaults, cache.activations, cache.restores]).toEqual([1, 1, 1]);
+    // lru_note_cost_refault: one page of I/O = 32, halved at once: the LRU holds 1 page before
+    // the refaulted one is added (floor(1 / 4) = 0 < 32)
+    expect(lru.fileCost).toBe(16);
+    cache.assertInvariants();
+  });
+
   it("host files at boot: clean, referenced, on the inactive list", () => {
     const { cache, lru } = setup();
     expect(cache.fillHostFiles(100)).toBe(100);

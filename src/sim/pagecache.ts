@@ -20,8 +20,14 @@
  * pgdeactivate). A page of a raw block device (<disk type='block'>) is the device's page cache
  * and shows as Buffers rather than Cached (nr_blockdev_pages). pgpgin and pgpgout count KiB of
  * block I/O as /proc/vmstat does (sectors / 2), O_DIRECT I/O included.
- * Simplified: no readahead (each 4 KiB read is one page), no shadow entries
- * (workingset_refault), no flusher threads or dirty throttling (a dirty page is written back
+ * Shadow entries (mm/workingset.c): an evicted page leaves the node's nonresident age (advanced
+ * by every eviction and activation) in its place; when it is read or written again, a refault
+ * distance within the workingset (the active file list, and the anon lists when there is swap)
+ * starts it on the active list (workingset_refault_file, workingset_activate_file, and
+ * workingset_restore_file with lru_note_cost_refault when it had been active). Reclaim sees the
+ * activations and deactivates the active file list (prepare_scan_control).
+ * Simplified: no readahead (each 4 KiB read is one page), shadow entries are never reclaimed
+ * (no shadow-node shrinker) and host files have none, no flusher threads or dirty throttling (a dirty page is written back
  * when reclaim meets it, and freed at once instead of after the write completes), and guest
  * flushes (fdatasync) are not modelled, so 'writeback' and 'unsafe' behave alike.
  *
@@ -29,7 +35,15 @@
  * index entry names it back; cached, dirty and buffer counts equal recounts.
  */
 import type { Lru } from "./lru.js";
-import { LRU_ACTIVE_FILE, LRU_INACTIVE_FILE, PG_DIRTY, PG_REFERENCED } from "./lru.js";
+import {
+  LRU_ACTIVE_ANON,
+  LRU_ACTIVE_FILE,
+  LRU_INACTIVE_ANON,
+  LRU_INACTIVE_FILE,
+  PG_DIRTY,
+  PG_REFERENCED,
+  PG_WORKINGSET,
+} from "./lru.js";
 import { KIND_FILE, type PhysMem } from "./memory.js";
 
 /** libvirt <driver cache>: 'default' is QEMU's default, writeback */
@@ -38,6 +52,11 @@ export type CacheMode = "none" | "directsync" | "writeback" | "writethrough" | "
 export class DiskImage {
   /** page -> pfn of its cached page, -1 when not cached */
   readonly pfnOf: Int32Array;
+  /**
+   * page -> the shadow entry an evicted page left in the mapping (workingset_eviction): the
+   * node's nonresident age at eviction x 2 + PG_workingset; -1 when there is none
+   */
+  readonly shadow: Float64Array;
   cached = 0;
   reads = 0;
   readHits = 0;
@@ -54,6 +73,7 @@ export class DiskImage {
     readonly block: boolean,
   ) {
     this.pfnOf = new Int32Array(this.direct ? 0 : pages).fill(-1);
+    this.shadow = new Float64Array(this.direct ? 0 : pages).fill(-1);
   }
   /** O_DIRECT: no page cache */
   get direct(): boolean {
@@ -85,12 +105,20 @@ export class PageCache {
   /** KiB read from and written to disks (pgpgin, pgpgout; swap I/O is added by reclaim.ts) */
   pgpginKiB = 0;
   pgpgoutKiB = 0;
+  /** lruvec->nonresident_age: evictions and activations, the clock of refault distances */
+  nonresidentAge = 0;
+  /** /proc/vmstat workingset_refault_file, workingset_activate_file, workingset_restore_file */
+  refaults = 0;
+  activations = 0;
+  restores = 0;
 
   constructor(
     readonly mem: PhysMem,
     readonly lru: Lru,
     /** allocate a frame of KIND_FILE (watermarks, direct reclaim, OOM); -1 when there is none */
     private readonly alloc: () => number,
+    /** free swap slots: anon counts in the workingset only when it can be swapped */
+    private readonly swapFree: () => number = () => 0,
   ) {}
 
   addImage(name: string, bytes: number, mode: CacheMode, block = false): DiskImage {
@@ -123,7 +151,10 @@ export class PageCache {
     imageOf[pfn] = img ? img.id : -1;
     pageOf[pfn] = page;
     this.lru.flags[pfn] = 0;
-    this.lru.addFile(pfn, LRU_INACTIVE_FILE);
+    const shadow = img ? img.shadow[page] : -1;
+    if (img && shadow >= 0 && this.refault(img, page, pfn, shadow)) {
+      this.lru.addFile(pfn, LRU_ACTIVE_FILE);
+    } else this.lru.addFile(pfn, LRU_INACTIVE_FILE);
     this.pages++;
     if (img) {
       img.pfnOf[page] = pfn;
@@ -131,6 +162,33 @@ export class PageCache {
       if (img.block) this.buffers++;
     }
     return pfn;
+  }
+
+  /**
+   * workingset_refault (mm/workingset.c) for a page whose shadow entry was found: the refault
+   * distance (the nonresident age now less at eviction) against the workingset (the active file
+   * list, plus both anon lists when there is swap): within it, the page starts active
+   * (WORKINGSET_ACTIVATE), and if it was active before eviction it was workingset: restored,
+   * and its reload charged to the file cost (lru_note_cost_refault). Returns true to activate.
+   */
+  private refault(img: DiskImage, page: number, pfn: number, shadow: number): boolean {
+    img.shadow[page] = -1;
+    this.refaults++;
+    const eviction = Math.floor(shadow / 2);
+    const workingset = shadow % 2 === 1;
+    const distance = this.nonresidentAge - eviction;
+    const lru = this.lru;
+    let size = lru.nr[LRU_ACTIVE_FILE];
+    if (this.swapFree() > 0) size += lru.nr[LRU_ACTIVE_ANON] + lru.nr[LRU_INACTIVE_ANON];
+    if (distance > size) return false;
+    this.nonresidentAge++;
+    this.activations++;
+    if (workingset) {
+      lru.flags[pfn] |= PG_WORKINGSET;
+      this.restores++;
+      lru.noteCost(true, 1, 0);
+    }
+    return true;
   }
 
   /** folio_mark_accessed */
@@ -144,6 +202,7 @@ export class PageCache {
       lru.addFile(pfn, LRU_ACTIVE_FILE);
       lru.pgactivate++;
       lru.flags[pfn] &= ~PG_REFERENCED;
+      this.nonresidentAge++; // workingset_activation
     }
   }
 
@@ -209,6 +268,10 @@ export class PageCache {
       written = true;
     }
     if (img) {
+      // workingset_eviction: age the node, leave a shadow entry in the mapping
+      this.nonresidentAge++;
+      const ws = (this.lru.flags[pfn] & PG_WORKINGSET) !== 0 ? 1 : 0;
+      img.shadow[pageOf[pfn]] = this.nonresidentAge * 2 + ws;
       img.pfnOf[pageOf[pfn]] = -1;
       img.cached--;
       if (img.block) this.buffers--;
@@ -250,9 +313,11 @@ export class PageCache {
     for (; n < nr; n++) {
       const pfn = this.lru.fileTail(LRU_ACTIVE_FILE);
       if (pfn < 0) break;
-      // folio_referenced finds no pte (unmapped page cache, not VM_EXEC): deactivate
+      // folio_referenced finds no pte (unmapped page cache, not VM_EXEC): deactivate, and
+      // remember it was active (folio_set_workingset)
       this.lru.delFile(pfn);
       this.lru.addFile(pfn, LRU_INACTIVE_FILE);
+      this.lru.flags[pfn] |= PG_WORKINGSET;
     }
     this.lru.pgrefill += n;
     this.lru.pgdeactivate += n;

@@ -102,6 +102,8 @@ export class Reclaim implements MemoryPressure {
   /** the anonymous lists' scanning (anonlru.ts) */
   readonly anon: AnonLru;
   private direct = false;
+  /** WORKINGSET_ACTIVATE_FILE when reclaim last finished (snapshot_refaults) */
+  private refaultSnapshot = 0;
   private readonly leaf = new LeafRef();
 
   constructor(
@@ -117,7 +119,12 @@ export class Reclaim implements MemoryPressure {
     this.swap = new SwapDevice(opts.swapBytes);
     this.sysctl = opts.sysctl ?? { swappiness: 60 };
     this.lru = new Lru(mem);
-    this.cache = new PageCache(mem, this.lru, () => this.allocFrame(KIND_FILE));
+    this.cache = new PageCache(
+      mem,
+      this.lru,
+      () => this.allocFrame(KIND_FILE),
+      () => this.swap.freeSlots,
+    );
     this.anon = new AnonLru(
       ptes,
       ksm,
@@ -239,6 +246,7 @@ export class Reclaim implements MemoryPressure {
         n += this.shrinkNode(prio, SWAP_CLUSTER_MAX - n).reclaimed;
     }
     this.direct = false;
+    this.refaultSnapshot = this.cache.activations;
     if (n > 0) return n;
     let victim: { mm: Mm; pid: number } | null = null;
     let worst = -1;
@@ -272,6 +280,7 @@ export class Reclaim implements MemoryPressure {
       // raise the priority (scan more) after a pass that scanned too little or freed nothing
       if (r.scanned < goal || r.reclaimed === 0) prio--;
     }
+    this.refaultSnapshot = this.cache.activations;
   }
 
   /** shrink_node -> shrink_lruvec at `priority`: pages scanned and reclaimed. */
@@ -282,7 +291,8 @@ export class Reclaim implements MemoryPressure {
     const lru = this.lru;
     const sizes = lru.sizes();
     const free = this.ptes.host.mem.freeFrames;
-    const sc = prepareScanControl(sizes, free, this.high, priority);
+    const refaulted = this.cache.activations !== this.refaultSnapshot;
+    const sc = prepareScanControl(sizes, free, this.high, priority, refaulted);
     const canSwap = this.swap.freeSlots > 0;
     const count = getScanCount(
       sizes,
