@@ -11,6 +11,11 @@
  * remove_rmap_item_from_tree move pages_shared (first item of a node), pages_sharing (the
  * others) and per-mm ksm_merging_pages; unstable items count in pages_unshared until removed,
  * and the unstable tree itself is only erased from for items of the current scan (seqnr age 0).
+ * There is a stable and an unstable tree per NUMA node (root_stable_tree[nid],
+ * root_unstable_tree[nid]); get_kpfn_nid picks tree 0 while merge_across_nodes is 1, else the
+ * frame's node; a node and an unstable item remember the tree they went into. Nodes are
+ * struct-of-arrays (ksm-nodes.ts) and the trees are U32Maps by content token; memcmp_pages is
+ * priced per rbtree level an equivalent search would pass (ksm-cost.ts).
  *
  * Invariants: see Ksm.assertInvariants.
  */
