@@ -15,6 +15,7 @@ import { defaultMinFreeKbytes } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import { type BuiltHost, hugeReserved } from "./build.js";
 import { nodeProcFiles, numaVmstat, thpVmstat } from "./procfs-node.js";
+import { qemuProcFiles } from "./procfs-pid.js";
 
 const kb = (label: string, kib: number) =>
   `${`${label}:`.padEnd(16)}${String(Math.round(kib)).padStart(8)} kB\n`;
@@ -251,6 +252,7 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
         : xml;
     if (v.state === "running") f[`/run/libvirt/qemu/${v.name}.xml`] = live;
   }
+  Object.assign(f, qemuProcFiles(b));
   return f;
 }
 
