@@ -121,7 +121,18 @@ export function backingOf(entry: VmEntry, d: Domain, s: Scenario): Backing {
   const parts = ramParts(d).sort((a, b) => b.kib - a.kib);
   const huge = parts[0]?.huge;
   if (huge) return huge.sizeKiB === 1048576 ? "1G" : "2M";
+  // shared memfd/file RAM is shmem: no THP unless shmem_enabled says so (its default: never)
+  if (sharedRam(d)) return "4K";
   return s.host.kernel.thp === "never" ? "4K" : "thp";
+}
+
+/**
+ * Guest RAM QEMU maps MAP_SHARED from a memfd or a file (<memoryBacking><source type='memfd'|'file'/>
+ * with <access mode='shared'/>: memory-backend-memfd/-file share=on): shmem pages.
+ */
+export function sharedRam(d: Domain): boolean {
+  const mb = d.memoryBacking;
+  return (mb.source === "memfd" || mb.source === "file") && mb.access === "shared";
 }
 
 export function workloadConfig(s: Scenario, entry: VmEntry): WorkloadConfig {
@@ -219,7 +230,9 @@ export function buildHost(input: ScenarioInput): BuiltHost {
       // QEMU madvises guest RAM MADV_MERGEABLE (memory_try_enable_merging) unless the machine
       // has mem-merge=off, which libvirt sets for <memoryBacking><nosharepages/>; hugetlbfs
       // RAM is not KSM-compatible (ksm_madvise ignores it)
-      if (!domain.memoryBacking.nosharepages) ksm.madvise(sv.mm, sv.mm.vmas[0]);
+      // (a MAP_SHARED mapping is not KSM-compatible either: vma_ksm_compatible)
+      if (!domain.memoryBacking.nosharepages && !sharedRam(domain))
+        ksm.madvise(sv.mm, sv.mm.vmas[0]);
       // <locked/>: QEMU mlocks guest RAM (-overcommit mem-lock=on): unevictable
       reclaim.register(sv.mm, domain.memoryBacking.locked);
       const mb = domain.memballoon;
@@ -322,7 +335,16 @@ function startVm(
           pageSize: sv.backing === "1G" ? GiB : 2 * MiB,
           name: `/dev/hugepages${sv.backing === "1G" ? "1G" : ""}/libvirt/qemu/${name}`,
         })
-      : mm.mmap(sv.memory, { kind: "anon", thp: sv.backing === "thp", name: `${name}-ram` });
+      : sharedRam(sv.domain)
+        ? mm.mmap(sv.memory, {
+            kind: "anon",
+            shared: true,
+            name:
+              sv.domain.memoryBacking.source === "memfd"
+                ? "/memfd:pc.ram (deleted)"
+                : `/dev/shm/qemu-${name}-ram`,
+          })
+        : mm.mmap(sv.memory, { kind: "anon", thp: sv.backing === "thp", name: `${name}-ram` });
   // NUMA: the process runs on its vCPU's node (local policy); QEMU mbinds each cell's RAM as
   // <numatune> says and preallocates bound hugepage RAM (placement.ts)
   mm.homeNode = sv.homeNode;

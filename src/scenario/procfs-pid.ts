@@ -23,22 +23,27 @@ export const qemuPid = (sv: SimVm): number => 1000 + sv.index;
 
 const kB = (label: string, kib: number) => `${label}:\t${String(kib).padStart(8)} kB\n`;
 
-/** 4 KiB pages a process maps, by kind: anonymous (THP and KSM pages included) and hugetlbfs. */
-export function residentPages(sv: SimVm): { anon: number; hugetlb: number } {
+/**
+ * 4 KiB pages a process maps, by kind: anonymous (THP and KSM pages included), shmem (guest RAM
+ * mapped shared from a memfd or a file) and hugetlbfs.
+ */
+export function residentPages(sv: SimVm): { anon: number; shmem: number; hugetlb: number } {
   const mm = sv.mm;
   let anon = 0;
+  let shmem = 0;
   let hugetlb = 0;
-  if (!mm) return { anon, hugetlb };
+  if (!mm) return { anon, shmem, hugetlb };
   forEachEntry(mm.mem, mm, GUEST_4LEVEL, mm.root, (level, _t, _i, lo, hi, leaf, first) => {
     if (!leaf) return true;
     const vma = mm.findVma(first * 4096);
     if (vma?.kind === "hugetlb") hugetlb += LEVEL_PAGES[level];
+    else if (vma?.shared) shmem += LEVEL_PAGES[level];
     // KSM's shared zero page is a special pte: vm_normal_page() is NULL, not in RSS
     else if (level !== 1 || mm.mem.kind[(hi & 0xfffff) * 1048576 + (lo >>> 12)] !== KIND_KERNEL)
       anon += LEVEL_PAGES[level];
     return true;
   });
-  return { anon, hugetlb };
+  return { anon, shmem, hugetlb };
 }
 
 export function qemuProcFiles(b: BuiltHost): Record<string, string> {
@@ -59,10 +64,11 @@ export function qemuProcFiles(b: BuiltHost): Record<string, string> {
       "-m",
       `size=${sv.memory / 1024}k`,
     ].join("\0")}\0`;
-    const { anon, hugetlb } = residentPages(sv);
+    const { anon, shmem, hugetlb } = residentPages(sv);
     let vmSize = 0;
     for (const v of mm.vmas) vmSize += (v.end - v.start) / 1024;
-    const anonVmas = mm.vmas.filter((v) => v.kind === "anon");
+    // VmData counts private writable mappings: a shared memfd/file mapping is not data
+    const anonVmas = mm.vmas.filter((v) => v.kind === "anon" && !v.shared);
     // <locked/>: QEMU -overcommit mem-lock=on mlockall()s: every VMA is VM_LOCKED
     const locked = sv.domain.memoryBacking.locked;
     const swap = b.reclaim.swappedOf(mm);
@@ -73,11 +79,11 @@ export function qemuProcFiles(b: BuiltHost): Record<string, string> {
       kB("VmSize", vmSize) +
       kB("VmLck", locked ? vmSize : 0) +
       kB("VmPin", 0) +
-      kB("VmHWM", Math.max(mm.hiwaterRss, anon) * 4) +
-      kB("VmRSS", anon * 4) +
+      kB("VmHWM", Math.max(mm.hiwaterRss, anon + shmem) * 4) +
+      kB("VmRSS", (anon + shmem) * 4) +
       kB("RssAnon", anon * 4) +
       kB("RssFile", 0) +
-      kB("RssShmem", 0) +
+      kB("RssShmem", shmem * 4) +
       kB(
         "VmData",
         anonVmas.reduce((a, v) => a + (v.end - v.start) / 1024, 0),

@@ -11,6 +11,7 @@
  * Pure: no Node APIs.
  */
 import { KIND_ANON, KIND_KERNEL, KIND_THP } from "../sim/memory.js";
+import { rssCounters } from "../sim/oom.js";
 import { defaultMinFreeKbytes } from "../sim/reclaim.js";
 import { GiB, MiB } from "../units/size.js";
 import { type BuiltHost, hugeReserved } from "./build.js";
@@ -52,8 +53,13 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   const lists = b.reclaim.lists();
   const cache = b.reclaim.cache;
   const buffersKiB = cache.buffers * 4;
+  // shmem: guest RAM mapped shared from a memfd or a file (NR_SHMEM, part of NR_FILE_PAGES)
+  let shmemPages = 0;
+  for (const v of b.vms)
+    if (v.mm && !v.mm.killed && v.mm.vmas.some((x) => x.shared))
+      shmemPages += rssCounters(v.mm).shmem;
   // meminfo_proc_show: Cached = NR_FILE_PAGES - swap cache - Buffers (nr_blockdev_pages)
-  const cachedKiB = cache.pages * 4 - buffersKiB;
+  const cachedKiB = (cache.pages + shmemPages) * 4 - buffersKiB;
   // si_mem_available (mm/show_mem.c): free - totalreserve_pages (the high watermark: one zone,
   // no lowmem_reserve) + the page cache less min(half of it, the low watermark); >= 0
   const pagecache = lists.activeFile + lists.inactiveFile;
@@ -86,9 +92,9 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
     kb("Zswapped", 0) +
     kb("Dirty", cache.dirty * 4) +
     kb("Writeback", 0) +
-    kb("AnonPages", anonKiB + thpKiB) +
+    kb("AnonPages", anonKiB + thpKiB - shmemPages * 4) +
     kb("Mapped", 0) +
-    kb("Shmem", 0) +
+    kb("Shmem", shmemPages * 4) +
     kb("KReclaimable", 0) +
     kb("Slab", 0) +
     kb("SReclaimable", 0) +
@@ -189,14 +195,15 @@ export function simProcfs(b: BuiltHost): Record<string, string> {
   const vs = b.ptes.vmstat;
   const vmstat: Array<[string, number]> = [
     ["nr_free_pages", mem.freeFrames],
-    ["nr_anon_pages", (anonKiB + thpKiB) / 4],
+    ["nr_anon_pages", (anonKiB + thpKiB) / 4 - shmemPages],
     ["nr_anon_transparent_hugepages", thpKiB / 2048],
     ...numaVmstat(b),
     ["nr_inactive_anon", lists.inactiveAnon],
     ["nr_active_anon", lists.activeAnon],
     ["nr_inactive_file", lists.inactiveFile],
     ["nr_active_file", lists.activeFile],
-    ["nr_file_pages", cache.pages],
+    ["nr_file_pages", cache.pages + shmemPages],
+    ["nr_shmem", shmemPages],
     ["nr_dirty", cache.dirty],
     ["pgmajfault", b.reclaim.pgmajfault],
     // pgpgin/pgpgout: KiB of block I/O (vmstat_start: sectors / 2), swap and O_DIRECT included

@@ -59,6 +59,11 @@ export interface Vma {
   /** anonymous: may be backed by transparent huge pages */
   readonly thp: boolean;
   readonly name: string;
+  /**
+   * a MAP_SHARED mapping of a memfd or a shared file (shmem/tmpfs): faulted and swapped like
+   * anonymous memory, but Shmem in /proc/meminfo and RssShmem in /proc/PID/status
+   */
+  readonly shared?: boolean;
   /** the VMA's NUMA memory policy (mbind; numa.ts); the task's local policy when absent */
   policy?: MemPolicy;
   /** policies of sub-ranges (mbind of part of the VMA, which the kernel does by splitting it) */
@@ -133,6 +138,7 @@ export class Mm implements TableSpace {
       name?: string;
       align?: number;
       policy?: MemPolicy;
+      shared?: boolean;
     } = {},
   ): number {
     const kind = opts.kind ?? "anon";
@@ -153,6 +159,7 @@ export class Mm implements TableSpace {
       thp: kind === "anon" && (opts.thp ?? false),
       name: opts.name ?? (kind === "hugetlb" ? "/dev/hugepages" : "[anon]"),
       ...(opts.policy ? { policy: opts.policy } : {}),
+      ...(opts.shared && kind === "anon" ? { shared: true } : {}),
     };
     this.vmas.push(vma);
     this.vmas.sort((a, b) => a.start - b.start);

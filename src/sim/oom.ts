@@ -6,10 +6,11 @@
  * highest oom_badness = rss + swap entries + page-table pages (oom_score_adj 0 everywhere), where
  * rss is get_mm_rss: MM_ANONPAGES + MM_FILEPAGES + MM_SHMEMPAGES. hugetlbfs pages are in none of
  * them (hugetlb mappings are counted apart, HugetlbPages in /proc/PID/status), the KSM zero
- * page neither (a special pte); QEMU maps no page-cache page (its disk I/O is read()/write()),
- * and kvmem models no file- or memfd-backed guest RAM, so file-rss and shmem-rss are 0.
+ * page neither (a special pte); guest RAM QEMU maps shared from a memfd or a file is shmem
+ * (MM_SHMEMPAGES); QEMU maps no page-cache page (its disk I/O is read()/write()), so file-rss
+ * is 0.
  * __oom_kill_process reports it as the kernel does ("Out of memory: Killed process PID (COMM)
- * total-vm:..kB, anon-rss:..kB, file-rss:0kB, shmem-rss:0kB, UID:107 pgtables:..kB
+ * total-vm:..kB, anon-rss:..kB, file-rss:..kB, shmem-rss:..kB, UID:107 pgtables:..kB
  * oom_score_adj:0"; COMM is 15 characters, so QEMU is "qemu-system-x86"; UID 107 is libvirt's
  * qemu user on Debian). The victim's address space is torn down as exit_mmap does: anonymous and
  * THP frames freed, KSM pages and the zero page unmapped, hugetlb pages back to their pool, swap
@@ -53,13 +54,19 @@ export function rssCounters(mm: Mm): {
 } {
   let pgtables = 1;
   let hugetlb = 0;
+  let shmem = 0;
   forEachEntry(mm.mem, mm, GUEST_4LEVEL, mm.root, (level, _t, _i, _lo, _hi, leaf, first) => {
-    if (!leaf) pgtables++;
-    else if (mm.findVma(first * 4096)?.kind === "hugetlb") hugetlb += LEVEL_PAGES[level];
+    if (!leaf) {
+      pgtables++;
+      return true;
+    }
+    const vma = mm.findVma(first * 4096);
+    if (vma?.kind === "hugetlb") hugetlb += LEVEL_PAGES[level];
+    else if (vma?.shared) shmem += LEVEL_PAGES[level];
     return true;
   });
-  // Mm.rss counts anonymous, THP and hugetlbfs pages (not the zero page)
-  return { anon: mm.rss - hugetlb, file: 0, shmem: 0, pgtables };
+  // Mm.rss counts anonymous, THP, shmem and hugetlbfs pages (not the zero page)
+  return { anon: mm.rss - hugetlb - shmem, file: 0, shmem, pgtables };
 }
 
 /** oom_badness in pages */
