@@ -16,6 +16,7 @@
 import type { GuestProcess } from "../sim/guest/os.js";
 import { KIND_FILE, type PhysMem } from "../sim/memory.js";
 import type { MomGuest } from "../sim/mom.js";
+import { rssCounters } from "../sim/oom.js";
 import { STATUS_GUEST_PF, STATUS_OK, type WalkRecord } from "../sim/record.js";
 import { ACCESS_WRITE } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
@@ -130,8 +131,13 @@ export function idleWrites(st: VmRunState, ms: number, rec: WalkRecord): void {
 export function ksmtunedInputs(states: readonly VmRunState[], mem: PhysMem) {
   let rss = 0;
   for (const st of states) if (st.sv.mm && !st.sv.mm.killed) rss += st.sv.mm.rss * 4;
-  // free_memory = MemFree + Buffers + Cached: the page cache is all of Buffers + Cached here
-  return { committedKiB: rss, freeKiB: (mem.freeFrames + mem.countKind(KIND_FILE)) * 4 };
+  // free_memory = MemFree + Buffers + Cached: the page cache, and shmem (memfd guest RAM)
+  let shmem = 0;
+  for (const st of states) {
+    const mm = st.sv.mm;
+    if (mm && !mm.killed && mm.vmas.some((v) => v.shared)) shmem += rssCounters(mm).shmem;
+  }
+  return { committedKiB: rss, freeKiB: (mem.freeFrames + mem.countKind(KIND_FILE) + shmem) * 4 };
 }
 
 /**
