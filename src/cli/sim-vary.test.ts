@@ -26,7 +26,7 @@ function result(o: {
       exitsTotal: o.exits,
       kvmTablePages: 10,
       freeBytes: o.free,
-      ksm: { pages_sharing: o.sharing },
+      ksm: { pages_sharing: o.sharing, ksmd_cpu_ms: o.sharing / 1000 },
       ksmCowBreaks: o.cow,
       reclaim: { swapUsedBytes: o.swap },
       vmstat: { pswpout: o.pswpout, pswpin: o.pswpin },
@@ -75,10 +75,11 @@ describe("kvmem sim --vary tables", () => {
     expect(text).toMatch(/\n {2}2 {2}x=2 +125\.0 +2\.50x +50\.0% +4\.00 +250 +2\.50x +10\n/);
   });
 
-  it("compares memory: free, swap, pswpout/in, KSM saved, COW breaks, ballooned, OOM kills", () => {
+  it("compares memory: free, swap, pswpout/in, KSM saved, COW breaks, ksmd CPU, ballooned, OOM kills", () => {
     expect(text).toContain("memory at the end of the run (# as above)");
-    expect(text).toMatch(/\n {2}1 +1 GiB +0 B +0 +0 +0 B +0 +0 B +0\n/);
-    expect(text).toMatch(/\n {2}2 +3 GiB +256 MiB +65536 +300 +1 GiB +7 +1\.5 GiB +2\n?/);
+    expect(text).toMatch(/\n {2}1 +1 GiB +0 B +0 +0 +0 B +0 +0 +0 B +0\n/);
+    // ksmd ms: 262144 / 1000 = 262.144, printed whole
+    expect(text).toMatch(/\n {2}2 +3 GiB +256 MiB +65536 +300 +1 GiB +7 +262 +1\.5 GiB +2\n?/);
   });
 
   it("stays within 100 columns", () => {

@@ -1,8 +1,8 @@
 /**
  * `kvmem sim --vary` text: one row per combination, two tables. The first compares what the
  * translation costs (cycles per access, TLB, walks, exits, KVM tables); the second what the
- * host's memory did (free at the end, swap, major faults, KSM's sharing and its price, the
- * balloons, OOM kills), so that overcommit policies (ksmd's knobs, swappiness, MOM, ksmtuned,
+ * host's memory did (free at the end, swap, major faults, KSM's sharing and its price in COW
+ * breaks and ksmd CPU time, the balloons, OOM kills), so that overcommit policies (ksmd's knobs, swappiness, MOM, ksmtuned,
  * balloon targets) can be compared side by side. Ratios are against the first combination.
  */
 import type { ScenarioResult } from "../scenario/summary.js";
@@ -59,6 +59,8 @@ export function varyText(scenario: string, names: string[], rs: ScenarioResult[]
         // pages_sharing: guest pages that map a KSM page another one already holds (ksm.rst)
         formatBytesHuman((k.pages_sharing ?? 0) * 4096),
         String(r.host.ksmCowBreaks),
+        // ksmd's CPU time by the cost model (sim/ksm-cost.ts), ms of simulated time
+        (k.ksmd_cpu_ms ?? 0).toFixed(0),
         formatBytesHuman(ballooned),
         String(oom),
       ];
@@ -72,6 +74,7 @@ export function varyText(scenario: string, names: string[], rs: ScenarioResult[]
         "pswpin",
         "KSM saved",
         "COW breaks",
+        "ksmd ms",
         "ballooned",
         "OOM kills",
       ],
