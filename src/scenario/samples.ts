@@ -4,8 +4,8 @@
  * swap used, the KSM sysfs counters and ksmd's CPU time), taken at evenly spaced accesses and
  * idle steps. Pure.
  */
-import { EXIT_REASON_COUNT } from "../x86/faults.js";
 import { KIND_THP } from "../sim/memory.js";
+import { EXIT_REASON_COUNT } from "../x86/faults.js";
 import { type BuiltHost, hugeReserved, type SimVm } from "./build.js";
 import { C, type VmRunState } from "./run.js";
 
@@ -70,7 +70,7 @@ export function takeSample(
       "2M": poolSample(built, 2097152),
       "1G": poolSample(built, 1073741824),
     },
-    anonHuge: mem.countKind(KIND_THP) * 4096,
+    anonHuge: mem.kindFrames[KIND_THP] * 4096,
     vms: states.map((st) => {
       const k = st.counters;
       const hits = k[C.tlbL1] + k[C.tlbStlb];

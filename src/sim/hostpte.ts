@@ -97,10 +97,8 @@ export class HostPtes {
     // a 2M-aligned head: the 512 frames differ only in pte bits 12-20, the high word is shared
     const lo0 = makePteLo(head, flags);
     const hi = makePteHi(head, xd);
-    for (let i = 0; i < 512; i++) {
-      mm.setEntry(table, i, 1, (lo0 + i * 4096) >>> 0, hi);
-      mem.kind[head + i] = KIND_ANON;
-    }
+    for (let i = 0; i < 512; i++) mm.setEntry(table, i, 1, (lo0 + i * 4096) >>> 0, hi);
+    mem.setKind(head, 512, KIND_ANON);
     this.vmstat.thp_split_page++;
     this.invalidate(mm, first, 512);
   }

@@ -77,6 +77,8 @@ export class PhysMem {
    */
   thpFaultAlloc = 0;
   thpFaultFallback = 0;
+  /** frames per kind (kind[] counted as it changes: take, free, setKind) */
+  readonly kindFrames = new Float64Array(16);
 
   constructor(bytes: number, nodes = 1) {
     if (bytes % 1073741824 !== 0 || bytes <= 0) {
@@ -193,6 +195,7 @@ export class PhysMem {
 
   private take(pfn: number, kind: number): void {
     this.kind[pfn] = kind;
+    this.kindFrames[kind]++;
     this.used2M[pfn >>> 9]++;
     this.used1G[Math.floor(pfn / 262144)]++;
     this.freeFrames--;
@@ -205,6 +208,7 @@ export class PhysMem {
     for (let i = 0; i < size; i++) {
       const f = pfn + i;
       if (this.kind[f] === KIND_FREE) throw new Error(`double free of pfn ${f}`);
+      this.kindFrames[this.kind[f]]--;
       this.kind[f] = KIND_FREE;
       this.token[f] = 0;
       this.used2M[f >>> 9]--;
@@ -281,7 +285,18 @@ export class PhysMem {
     this.words[s + index * 2 + 1] = hi;
   }
 
-  /** Frames in use by kind (on node `node` only, when given). */
+  /** Give `n` used frames from `pfn` a new kind (a THP split makes its frames anonymous 4K). */
+  setKind(pfn: number, n: number, kind: number): void {
+    for (let i = 0; i < n; i++) {
+      const f = pfn + i;
+      if (this.kind[f] === KIND_FREE) throw new Error(`setKind on free pfn ${f}`);
+      this.kindFrames[this.kind[f]]--;
+      this.kind[f] = kind;
+      this.kindFrames[kind]++;
+    }
+  }
+
+  /** Frames in use by kind (on node `node` only, when given; a scan: use kindFrames per step). */
   countKind(kind: number, node?: number): number {
     const from = node === undefined ? 0 : this.nodeStart[node];
     const to = node === undefined ? this.nframes : this.nodeStart[node + 1];
@@ -309,6 +324,11 @@ export class PhysMem {
       }
     }
     if (used + this.freeFrames !== this.nframes) throw new Error("frame count mismatch");
+    const byKind = new Float64Array(this.kindFrames.length);
+    for (let f = 0; f < this.nframes; f++) byKind[this.kind[f]]++;
+    for (let k = 1; k < byKind.length; k++)
+      if (byKind[k] !== this.kindFrames[k])
+        throw new Error(`kindFrames[${k}]: kind[] set directly?`);
     for (let n = 0; n < this.nodes; n++) {
       let usedN = 0;
       for (let f = this.nodeStart[n]; f < this.nodeStart[n + 1]; f++)
