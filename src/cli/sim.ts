@@ -14,7 +14,8 @@ import { type Assignment, combinations, parseAssignment } from "../scenario/over
 import type { ScenarioResult } from "../scenario/summary.js";
 import { KvmemError } from "../units/errors.js";
 import { action } from "./run.js";
-import { htmlReport, renderSim, seriesCsv } from "./sim-render.js";
+import { renderSim } from "./sim-render.js";
+import { htmlReport, seriesCsv } from "./sim-report.js";
 import { varyText } from "./sim-vary.js";
 
 interface SimOptions {
