@@ -22,7 +22,7 @@ import { ACCESS_WRITE } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
 import { pteLeafFrame } from "../x86/pte.js";
 import type { SimVm } from "./build.js";
-import { GUEST_FAULT_CYCLES, type VmRunState } from "./run.js";
+import { GUEST_FAULT_CYCLES, type VmRunState } from "./run-state.js";
 
 /**
  * The guest kernel allocates a data page: out of 4K pages it reclaims to its swap, then a

@@ -18,15 +18,7 @@
 import { KSM_COW_CYCLES, ksmdShare } from "../sim/ksm-cost.js";
 import { SWAP_IN_CYCLES } from "../sim/reclaim.js";
 import { STATUS_GUEST_PF, STATUS_OK, TLB_HIT_L1, TLB_HIT_STLB, WalkRecord } from "../sim/record.js";
-import {
-  ACC_EXEC,
-  ACC_READ,
-  ACC_WRITE,
-  EV_EXIT,
-  EV_SWITCH,
-  EventBatch,
-} from "../workload/batch.js";
-import { Prng } from "../workload/prng.js";
+import { ACC_EXEC, ACC_READ, ACC_WRITE, EV_EXIT, EV_SWITCH } from "../workload/batch.js";
 import {
   ACCESS_EXEC,
   ACCESS_READ,
@@ -34,68 +26,22 @@ import {
   EXIT_EXTERNAL_INTERRUPT,
   PF_P,
 } from "../x86/faults.js";
-import type { BuiltHost, SimVm } from "./build.js";
+import type { BuiltHost } from "./build.js";
+import { C, EXIT_IO_INSTRUCTION, newRunState, QUANTUM, type VmRunState } from "./run-state.js";
 import { type Sample, takeSample } from "./samples.js";
 import { warmup } from "./warmup.js";
 
+export {
+  C,
+  EXIT_IO_INSTRUCTION,
+  GUEST_FAULT_CYCLES,
+  type VmRunState,
+} from "./run-state.js";
 export { type Sample, totalExits } from "./samples.js";
 
 import { exitProcesses, guestFault, idleWrites, ksmtunedInputs, momInputs } from "./guest-life.js";
 import { timelineTarget } from "./phases.js";
 import { Timeline, type TimelineTarget } from "./timeline.js";
-
-/** VMX basic exit reason 30 (SDM vol. 3D appendix C): an I/O instruction. */
-export const EXIT_IO_INSTRUCTION = 30;
-const QUANTUM = 2048;
-/** guest kernel work for a demand-paging fault (do_anonymous_page + zeroing 4 KiB), cycles */
-export const GUEST_FAULT_CYCLES = [0, 2500, 60000, 0];
-
-/** per-VM counters, by index into a Float64Array (no objects on the hot path) */
-export const C = {
-  accesses: 0,
-  reads: 1,
-  writes: 2,
-  execs: 3,
-  tlbL1: 4,
-  tlbStlb: 5,
-  tlbMiss: 6,
-  guestRefs: 7,
-  eptRefs: 8,
-  abortedRefs: 9,
-  cycles: 10,
-  guestFaults: 11,
-  switches: 12,
-  ioExits: 13,
-  timerExits: 14,
-  preemptions: 15,
-  walks: 16,
-  accessCycles: 17,
-} as const;
-const NC = 18;
-
-export interface VmRunState {
-  sv: SimVm;
-  counters: Float64Array;
-  batch: EventBatch;
-  pos: number;
-  done: boolean;
-  proc: number;
-  nextTimer: number;
-  /** exit counts when the measured run began (after warm-up) */
-  exitBase: Float64Array;
-  /** the guest's writes while idling after its workload (dirtyRate), and the fraction owed */
-  idleWrites: number;
-  idleOwed: number;
-  idleRng: Prng;
-  /** guest pages freed by exiting processes */
-  freedPages: number;
-  /** swap-ins (major faults) during the VM's accesses */
-  majorFaults: number;
-  /** COW breaks of KSM pages during the VM's accesses (each KSM_COW_CYCLES on the vCPU) */
-  cowBreaks: number;
-  /** simulated ms at which the VM boots (a timeline `start`); 0 = from the beginning */
-  startMs: number;
-}
 
 export class ScenarioRun {
   readonly states: VmRunState[];
@@ -130,23 +76,7 @@ export class ScenarioRun {
     this.clock = new Float64Array(built.host.cpus.length);
     this.states = built.vms
       .filter((v) => v.state === "running")
-      .map((sv) => ({
-        sv,
-        counters: new Float64Array(NC),
-        batch: new EventBatch(QUANTUM),
-        pos: 0,
-        done: false,
-        proc: 0,
-        nextTimer: 0,
-        exitBase: new Float64Array(0),
-        idleWrites: 0,
-        idleOwed: 0,
-        freedPages: 0,
-        majorFaults: 0,
-        cowBreaks: 0,
-        idleRng: new Prng((s.seed * 7919 + sv.index) >>> 0),
-        startMs: 0,
-      }));
+      .map((sv) => newRunState(sv, s.seed));
     this.timeline = new Timeline(s.timeline);
     for (const [vm, at] of this.timeline.startTimes()) {
       const st = this.states.find((x) => x.sv.name === vm);

@@ -7,7 +7,7 @@
 import { KIND_THP } from "../sim/memory.js";
 import { EXIT_REASON_COUNT } from "../x86/faults.js";
 import { type BuiltHost, hugeReserved, type SimVm } from "./build.js";
-import { C, type VmRunState } from "./run.js";
+import { C, type VmRunState } from "./run-state.js";
 
 export interface Sample {
   /** simulated milliseconds */

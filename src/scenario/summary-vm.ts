@@ -13,7 +13,8 @@ import type { Mm } from "../sim/mm.js";
 import { EXIT_EPT_VIOLATION, EXIT_REASON_COUNT, exitReasonName } from "../x86/faults.js";
 import type { BuiltHost, SimVm } from "./build.js";
 import { guestView } from "./guest-view.js";
-import { C, EXIT_IO_INSTRUCTION, type ScenarioRun } from "./run.js";
+import type { ScenarioRun } from "./run.js";
+import { C, EXIT_IO_INSTRUCTION } from "./run-state.js";
 
 export interface VmResult {
   name: string;

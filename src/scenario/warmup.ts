@@ -9,7 +9,7 @@ import { ACCESS_WRITE } from "../x86/faults.js";
 import { LEVEL_PAGES } from "../x86/paging.js";
 import type { BuiltHost } from "./build.js";
 import { allocGuest, restoreContent } from "./guest-life.js";
-import type { VmRunState } from "./run.js";
+import type { VmRunState } from "./run-state.js";
 
 export function warmup(built: BuiltHost, st: VmRunState, rec: WalkRecord): void {
   const { cpu, vcpu, os } = st.sv;
