@@ -15,10 +15,10 @@ import { buildHostReport } from "../inspect/report.js";
 import { type HostReport, hostReportJsonSchema } from "../inspect/schema.js";
 import { runScenario } from "../scenario/index.js";
 import { loadScenario } from "../scenario/load.js";
+import { setOverrides } from "../scenario/overrides.js";
 import { KvmemError } from "../units/errors.js";
 import { renderChecks, renderHost } from "./host-render.js";
 import { action } from "./run.js";
-import { setOverrides } from "./sim.js";
 
 /** Open the tree to read: "/" or --root DIR (which must be a directory). */
 export function openRoot(root: string | undefined): ProcFs {

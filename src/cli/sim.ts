@@ -10,7 +10,12 @@ import { SingleBar } from "cli-progress";
 import type { Command } from "commander";
 import { runScenario } from "../scenario/index.js";
 import { loadScenario } from "../scenario/load.js";
-import { type Assignment, combinations, parseAssignment } from "../scenario/overrides.js";
+import {
+  type Assignment,
+  combinations,
+  parseAssignment,
+  setOverrides,
+} from "../scenario/overrides.js";
 import type { ScenarioResult } from "../scenario/summary.js";
 import { KvmemError } from "../units/errors.js";
 import { action } from "./run.js";
@@ -27,13 +32,6 @@ interface SimOptions {
 }
 
 const collect = (v: string, prev: string[]) => [...prev, v];
-
-export function setOverrides(sets: string[]): Assignment[] {
-  return sets.map((s) => {
-    const a = parseAssignment(s, "--set");
-    return { path: a.path, value: a.values[0], text: s };
-  });
-}
 
 /** Write a file atomically (temp + rename), so a failed run leaves nothing half-written. */
 function writeAtomic(path: string, text: string): void {

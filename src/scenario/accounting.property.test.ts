@@ -6,25 +6,15 @@
 // the simulated /proc/meminfo adds up: MemTotal = MemFree + every owner of a frame.
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { loadWith } from "../../test/scenario-run.js";
 import { parseMeminfo } from "../inspect/parse.js";
 import { buildHost } from "./build.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
 import { simProcfs } from "./procfs.js";
 import { ScenarioRun } from "./run.js";
 
 const file = new URL("../../scenarios/4-overcommit.yaml", import.meta.url).pathname;
 
-function build(sets: string[]) {
-  const input = loadScenario(
-    file,
-    sets.map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
-  return buildHost(input);
-}
+const build = (sets: string[]) => buildHost(loadWith(file, ...sets));
 
 /** MemTotal less everything kvmem gives a frame to, as the kernel's /proc/meminfo shows it. */
 function unaccountedKiB(meminfo: string): number {

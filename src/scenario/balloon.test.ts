@@ -3,29 +3,23 @@
 // gives whole huge pages back to the pool and none to MemFree, free page reporting gives them
 // back without a target; the guest's MemTotal and dommemstat follow.
 import { describe, expect, it } from "vitest";
-import { buildHost } from "./build.js";
+import { loadWith, runInput, scenarioFile } from "../../test/scenario-run.js";
 import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-balloon.yaml", import.meta.url).pathname;
 const MiB = 1048576;
 
 function run(...sets: string[]) {
-  const input = loadScenario(
+  const input = loadWith(
     file,
-    ["workloads.job.footprint=64MiB", "workloads.job.accesses=5000", ...sets].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
+    "workloads.job.footprint=64MiB",
+    "workloads.job.accesses=5000",
+    ...sets,
   );
   for (const ev of input.scenario.timeline)
     if ("setmem" in ev) ev.setmem.target = 2048 * MiB - 128 * MiB;
-  const built = buildHost(input);
-  const r = new ScenarioRun(built);
-  r.runAll();
-  return { built, r: summarize(built, r) };
+  const { built, result } = runInput(input);
+  return { built, r: result };
 }
 
 describe("virtio-balloon in kvmem sim", () => {
@@ -79,10 +73,7 @@ describe("virtio-balloon in kvmem sim", () => {
     });
     input.scenario.workloads.job.footprint = 8 * MiB;
     input.scenario.duration = 100;
-    const b = buildHost(input);
-    const run2 = new ScenarioRun(b);
-    run2.runAll();
-    const s = summarize(b, run2);
+    const { result: s } = runInput(input);
     expect(s.vms[0].balloon).toBeNull();
     expect(s.timeline.find((e) => e.event.startsWith("setmem vm1"))?.note).toContain(
       "no balloon device",
@@ -92,24 +83,16 @@ describe("virtio-balloon in kvmem sim", () => {
 
 describe("surplus huge pages in kvmem sim", () => {
   it("a hugepage VM starts on surplus pages within nr_overcommit_hugepages; the next does not", () => {
-    const input = loadScenario(
-      new URL("../../scenarios/3-hugepages.yaml", import.meta.url).pathname,
-      [
-        "host.kernel.hugepages.2M=512",
-        "host.kernel.overcommitHugepages.2M=600",
-        "workloads.big.accesses=2000",
-        "workloads.big.footprint=16MiB",
-      ].map((x) => {
-        const a = parseAssignment(x, "--set");
-        return { path: a.path, value: a.values[0], text: x };
-      }),
+    const input = loadWith(
+      scenarioFile("3-hugepages.yaml"),
+      "host.kernel.hugepages.2M=512",
+      "host.kernel.overcommitHugepages.2M=600",
+      "workloads.big.accesses=2000",
+      "workloads.big.footprint=16MiB",
     );
     input.scenario.vms.push({ ...input.scenario.vms[0], name: "vm2" });
     input.domains.set("vm2", input.domains.get("vm1")!);
-    const built = buildHost(input);
-    const run = new ScenarioRun(built);
-    run.runAll();
-    const r = summarize(built, run);
+    const { result: r } = runInput(input);
     // vm1 needs 1024 pages: 512 free + 512 surplus; vm2 would need 1024 more (> 600 - 512)
     expect(r.vms[0].state).toBe("running");
     expect(r.vms[1].state).toBe("failed");

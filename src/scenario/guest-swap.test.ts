@@ -7,28 +7,20 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { loadWith, runInput } from "../../test/scenario-run.js";
 import type { KvmemError } from "../units/errors.js";
-import { buildHost } from "./build.js";
 import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-guest-swap.yaml", import.meta.url).pathname;
 const MiB = 1048576;
 
 function run(...sets: string[]) {
-  const input = loadScenario(
+  const input = loadWith(
     file,
-    [
-      "workloads.app.accesses=20000",
-      "workloads.app.footprint=200MiB",
-      "duration=9000",
-      ...sets,
-    ].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
+    "workloads.app.accesses=20000",
+    "workloads.app.footprint=200MiB",
+    "duration=9000",
+    ...sets,
   );
   // the guests' 4K data zone is 2016 MiB (page tables take 32 MiB): with a 200 MiB working set
   // 1816 MiB are free; a 168 MiB target asks the balloon for 1880 MiB, 64 MiB more than that
@@ -36,10 +28,8 @@ function run(...sets: string[]) {
     if ("setmem" in ev) ev.setmem.target = 168 * MiB;
     if ("workload" in ev) ev.at = 8000;
   }
-  const built = buildHost(input);
-  const r = new ScenarioRun(built);
-  r.runAll();
-  return { built, r: summarize(built, r) };
+  const { built, result } = runInput(input);
+  return { built, r: result };
 }
 
 describe("guest swap in kvmem sim", () => {

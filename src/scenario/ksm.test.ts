@@ -2,16 +2,14 @@
 // not, <nosharepages/> opts a VM out, and the simulated sysfs says what the model counts; the
 // final counters equal a prediction made from the pages' contents with KSM off.
 import { describe, expect, it } from "vitest";
+import { loadWith, runInput } from "../../test/scenario-run.js";
 import { hostReport } from "../cli/host.js";
 import { MapProcFs } from "../inspect/procfs.js";
 import { KIND_ANON, KIND_THP } from "../sim/memory.js";
 import type { Mm } from "../sim/mm.js";
 import { buildHost } from "./build.js";
 import { runScenario } from "./index.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
 import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-ksm.yaml", import.meta.url).pathname;
 const SMALL = [
@@ -23,14 +21,7 @@ const SMALL = [
   "host.kernel.ksm.sleep_millisecs=10",
   "duration=100",
 ];
-const load = (...sets: string[]) =>
-  loadScenario(
-    file,
-    [...SMALL, ...sets].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
+const load = (...sets: string[]) => loadWith(file, ...SMALL, ...sets);
 
 /** Contents of the anonymous pages mapped in each process: token -> copies. */
 function contents(mem: { kind: Uint8Array; token: Uint32Array }, mms: Mm[]): Map<number, number> {
@@ -62,10 +53,7 @@ describe("KSM in kvmem sim", () => {
       sharing += n - nodes;
     }
     expect(sharing).toBeGreaterThan(1000);
-    const on = buildHost(load());
-    const run = new ScenarioRun(on);
-    run.runAll();
-    const r = summarize(on, run);
+    const { built: on, result: r } = runInput(load());
     expect(r.host.ksm.full_scans).toBeGreaterThanOrEqual(3);
     expect(r.host.ksm.pages_shared).toBe(shared);
     expect(r.host.ksm.pages_sharing).toBe(sharing);
@@ -133,13 +121,7 @@ function countItems(r: { vms: Array<{ ksm: { rmapItems: number } | null }> }): n
 
 describe("ksmtuned in kvmem sim", () => {
   const input = (...sets: string[]) =>
-    loadScenario(
-      file,
-      ["host.kernel.ksm.run=1", "duration=500", "samples=25", ...sets].map((x) => {
-        const a = parseAssignment(x, "--set");
-        return { path: a.path, value: a.values[0], text: x };
-      }),
-    );
+    loadWith(file, "host.kernel.ksm.run=1", "duration=500", "samples=25", ...sets);
 
   it("stops ksmd on a host with memory to spare (committed + thres < MemTotal)", () => {
     const i = input("workloads.os.dirtyRate=0");
@@ -178,10 +160,8 @@ describe("ksmd's CPU time and merge_across_nodes in kvmem sim", () => {
     // the same work with ksmd on or off; duration 0: no idle time to hide ksmd's batches in
     const sets = ["workloads.os.content.shared=0", "duration=0"];
     const runs = [0, 1].map((on) => {
-      const b = buildHost(load(`host.kernel.ksm.run=${on}`, ...sets));
-      const run = new ScenarioRun(b);
-      run.runAll();
-      return { b, run, r: summarize(b, run) };
+      const { built: b, run, result: r } = runInput(load(`host.kernel.ksm.run=${on}`, ...sets));
+      return { b, run, r };
     });
     const [off, on] = runs;
     expect(on.r.host.ksm.pages_sharing).toBe(0);

@@ -3,29 +3,19 @@
 // its node is short while the total would suffice, surplus pages on the bound node, the per-node
 // sysfs files summing to the global ones. Expected values are worked out in the comments.
 import { describe, expect, it } from "vitest";
+import { loadWith, runInput } from "../../test/scenario-run.js";
 import { hostReport } from "../cli/host.js";
 import { MapProcFs } from "../inspect/procfs.js";
 import { HostReportSchema } from "../inspect/schema.js";
 import { buildHost } from "./build.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
 import { QEMU_PREALLOC_ERROR } from "./placement.js";
 import { simProcfs } from "./procfs.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/3-numa-hugepages.yaml", import.meta.url).pathname;
 const M2 = 2097152;
 
-function load(...sets: string[]) {
-  return loadScenario(
-    file,
-    ["workloads.touch.accesses=1000", "workloads.small.accesses=1000", ...sets].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
-}
+const load = (...sets: string[]) =>
+  loadWith(file, "workloads.touch.accesses=1000", "workloads.small.accesses=1000", ...sets);
 
 const field = (text: string, name: string) =>
   Number(new RegExp(`${name}:\\s+(\\d+)`).exec(text)![1]);
@@ -115,10 +105,7 @@ describe("3-numa-hugepages", () => {
 
 describe("the time series and the results", () => {
   it("samples HugePages_* and AnonHugePages as /proc/meminfo has them at the end", () => {
-    const built = buildHost(load());
-    const run = new ScenarioRun(built);
-    run.runAll();
-    const r = summarize(built, run);
+    const { result: r } = runInput(load());
     const mi = r.procfs["/proc/meminfo"];
     const last = r.series.at(-1)!;
     // vm1 preallocated 1024 of the 2048 pages: nothing reserved-but-unfaulted is left

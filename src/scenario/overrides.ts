@@ -33,6 +33,14 @@ export function parseAssignment(
   return { path, values: parts.map((p) => parseYaml(p) as unknown) };
 }
 
+/** `--set` arguments (key.path=value each) as assignments, in order. */
+export function setOverrides(sets: string[]): Assignment[] {
+  return sets.map((s) => {
+    const a = parseAssignment(s, "--set");
+    return { path: a.path, value: a.values[0], text: s };
+  });
+}
+
 /** Apply `value` at `path` in `obj` (mutating), creating maps on the way; `*` fans out. */
 export function applyAt(obj: unknown, path: string[], value: unknown, full = path.join(".")): void {
   if (path.length === 0) return;

@@ -4,29 +4,17 @@
 // free's buff/cache); vm.swappiness, also when a timeline `set` changes it, decides whether
 // guest memory is swapped; bad disk settings are one-line errors.
 import { describe, expect, it } from "vitest";
+import { runInput, runWith } from "../../test/scenario-run.js";
 import { parseMeminfo } from "../inspect/parse.js";
 import { freeFigures } from "../units/free.js";
-import { buildHost } from "./build.js";
 import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
-import { ScenarioRun } from "./run.js";
 import { parseScenarioObject } from "./schema.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-swappiness.yaml", import.meta.url).pathname;
 
 function run(...sets: string[]) {
-  const input = loadScenario(
-    file,
-    ["workloads.app.accesses=20000", "duration=1500", ...sets].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
-  const built = buildHost(input);
-  const r = new ScenarioRun(built);
-  r.runAll();
-  return { built, r: summarize(built, r) };
+  const { built, result } = runWith(file, "workloads.app.accesses=20000", "duration=1500", ...sets);
+  return { built, r: result };
 }
 
 const vmstat = (text: string, key: string) =>
@@ -88,10 +76,7 @@ describe("the page cache in kvmem sim", () => {
       { path: ["host", "kernel", "swappiness"], value: 200, text: "" },
     ]);
     input.scenario.timeline.push({ at: 10, set: { "host.kernel.swappiness": 0 } });
-    const b = buildHost(input);
-    const sr = new ScenarioRun(b);
-    sr.runAll();
-    const set = summarize(b, sr);
+    const { result: set } = runInput(input);
     expect(set.host.reclaim.swappiness).toBe(0);
     expect(set.procfs["/proc/sys/vm/swappiness"]).toBe("0\n");
     expect(set.host.vmstat.pswpout).toBeLessThan(hot.host.vmstat.pswpout);

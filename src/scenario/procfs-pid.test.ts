@@ -1,27 +1,11 @@
 // The simulated /proc/PID files of the QEMU processes agree with the run's own figures, and the
 // inspector (src/inspect/qemu.ts) reads them back as it reads a real host's.
 import { describe, expect, it } from "vitest";
+import { runWith, scenarioFile } from "../../test/scenario-run.js";
 import { MapProcFs } from "../inspect/procfs.js";
 import { readQemuProcesses } from "../inspect/qemu.js";
-import { buildHost } from "./build.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
-function run(file: string, sets: string[]) {
-  const input = loadScenario(
-    new URL(`../../scenarios/${file}`, import.meta.url).pathname,
-    sets.map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
-  const b = buildHost(input);
-  const r = new ScenarioRun(b);
-  r.runAll();
-  return summarize(b, r);
-}
+const run = (file: string, sets: string[]) => runWith(scenarioFile(file), ...sets).result;
 
 describe("simulated /proc/PID of the QEMU processes", () => {
   it("status: VmSwap is the VM's swap, VmRSS its anonymous pages; read back by the inspector", () => {

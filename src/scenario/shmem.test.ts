@@ -4,13 +4,11 @@
 // report; it is not KSM-mergeable (vma_ksm_compatible refuses VM_SHARED), gets no THP (shmem's
 // default is never), sits on the anonymous LRU lists (swap-backed) and is swapped like them.
 import { describe, expect, it } from "vitest";
+import { runInput } from "../../test/scenario-run.js";
 import { parseMeminfo } from "../inspect/parse.js";
 import { oomMessage, rssCounters } from "../sim/oom.js";
 import { freeFigures } from "../units/free.js";
-import { buildHost } from "./build.js";
 import { loadScenario } from "./load.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-swap.yaml", import.meta.url).pathname;
 
@@ -27,10 +25,7 @@ describe("memfd-backed guest RAM", () => {
         "<memoryBacking><source type='memfd'/><access mode='shared'/></memoryBacking>\n  <devices>",
       ),
     });
-    const b = buildHost(input);
-    const run = new ScenarioRun(b);
-    run.runAll();
-    const r = summarize(b, run);
+    const { built: b, result: r } = runInput(input);
     const [v1, v2, v3] = r.vms;
     expect([v1.backing, v2.backing]).toEqual(["4K", "thp"]);
     expect(v1.ksm).toBeNull();

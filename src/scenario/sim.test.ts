@@ -1,23 +1,15 @@
 // The whole-host simulator: determinism, the seed's claims in the right direction with the default
 // TLB, a hugepage VM that cannot start, and the simulated /proc read back by the inspector.
 import { describe, expect, it } from "vitest";
+import { loadWith, scenarioFile } from "../../test/scenario-run.js";
 import { hostReport } from "../cli/host.js";
 import { parseMeminfo } from "../inspect/parse.js";
 import { MapProcFs } from "../inspect/procfs.js";
 import { HostReportSchema } from "../inspect/schema.js";
 import { QEMU_HUGEPAGE_ERROR } from "./build.js";
 import { runScenario } from "./index.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
 
-const scenario = (name: string) => new URL(`../../scenarios/${name}`, import.meta.url).pathname;
-const set = (...xs: string[]) =>
-  xs.map((x) => {
-    const a = parseAssignment(x, "--set");
-    return { path: a.path, value: a.values[0], text: x };
-  });
-const run = (name: string, ...sets: string[]) =>
-  runScenario(loadScenario(scenario(name), set(...sets)));
+const run = (name: string, ...sets: string[]) => runScenario(loadWith(scenarioFile(name), ...sets));
 
 describe("kvmem sim", () => {
   it("is deterministic: the same scenario and seed give the same JSON; another seed differs", () => {

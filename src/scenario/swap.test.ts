@@ -2,24 +2,12 @@
 // simulated /proc/swaps, /proc/meminfo and /proc/vmstat; a <locked/> guest is never swapped;
 // without swap the OOM killer kills the biggest guest.
 import { describe, expect, it } from "vitest";
+import { loadWith, runInput } from "../../test/scenario-run.js";
 import { parseMeminfo } from "../inspect/parse.js";
-import { buildHost } from "./build.js";
-import { loadScenario } from "./load.js";
-import { parseAssignment } from "./overrides.js";
-import { ScenarioRun } from "./run.js";
-import { summarize } from "./summary.js";
 
 const file = new URL("../../scenarios/4-swap.yaml", import.meta.url).pathname;
 
-function load(...sets: string[]) {
-  return loadScenario(
-    file,
-    ["workloads.app.accesses=20000", ...sets].map((x) => {
-      const a = parseAssignment(x, "--set");
-      return { path: a.path, value: a.values[0], text: x };
-    }),
-  );
-}
+const load = (...sets: string[]) => loadWith(file, "workloads.app.accesses=20000", ...sets);
 
 describe("swap in kvmem sim", () => {
   it("swaps when the guests outgrow RAM; every view of swap agrees; a locked guest stays", () => {
@@ -29,10 +17,7 @@ describe("swap in kvmem sim", () => {
       ...vm3,
       xml: vm3.xml.replace("<devices>", "<memoryBacking><locked/></memoryBacking>\n  <devices>"),
     });
-    const built = buildHost(input);
-    const run = new ScenarioRun(built);
-    run.runAll();
-    const r = summarize(built, run);
+    const { built, result: r } = runInput(input);
     const used = r.host.reclaim.swapUsedBytes;
     expect(used).toBeGreaterThan(0);
     expect(r.host.vmstat.pswpout).toBeGreaterThan(0);
@@ -52,10 +37,7 @@ describe("swap in kvmem sim", () => {
   });
 
   it("without swap the OOM killer kills the biggest guest, as the kernel reports it", () => {
-    const b = buildHost(load("host.swap=0"));
-    const run = new ScenarioRun(b);
-    run.runAll();
-    const r = summarize(b, run);
+    const { built: b, result: r } = runInput(load("host.swap=0"));
     const killed = r.vms.filter((v) => v.oomKilled);
     expect(killed).toHaveLength(1);
     expect(killed[0].oomKilled).toMatch(
@@ -73,10 +55,7 @@ describe("oVirt MOM's balloon rules in kvmem sim", () => {
   it("under host pressure, shrinks every guest with balloon statistics by 5% per interval", () => {
     const input = load("duration=250");
     input.scenario.host.policies.mom = { intervalS: 0.1 };
-    const b = buildHost(input);
-    const run = new ScenarioRun(b);
-    run.runAll();
-    const r = summarize(b, run);
+    const { result: r } = runInput(input);
     const mom = r.host.mom!;
     expect(mom.length).toBeGreaterThanOrEqual(3);
     const first = mom.filter((d) => d.atMs === 100);
