@@ -4,11 +4,9 @@
  * counters, and a shadow-paging victim's shadow pages are freed with it (kvm_mmu_uninit_vm).
  */
 import { describe, expect, it } from "vitest";
-import { vmOverRam } from "../../test/sim-vm.js";
+import { smallVm } from "../../test/sim-vm.js";
 import { ACCESS_READ } from "../x86/faults.js";
 import { Host } from "./host.js";
-import { HostPtes, VmStat } from "./hostpte.js";
-import { Ksm } from "./ksm.js";
 import { badness, oomMessage, rssCounters, tablePages, tearDown } from "./oom.js";
 import { STATUS_OK, WalkRecord } from "./record.js";
 
@@ -39,13 +37,7 @@ describe("the OOM killer's accounting", () => {
   });
 
   it("a shadow-paging victim's shadow pages are freed with it", () => {
-    const host = new Host({ memory: G, cpus: 1 });
-    const ptes = new HostPtes(host, new VmStat());
-    const ksm = new Ksm(ptes, {});
-    const mm = host.createProcess("qemu");
-    const hva = mm.mmap(64 * M, { thp: false });
-    const { vm, os } = vmOverRam(host, mm, hva, 64 * M, {
-      name: "vm",
+    const { host, ptes, ksm, mm, vm, os } = smallVm({
       ept: false,
       zones: { tableEndMiB: 8, end4KMiB: 32, end2MMiB: 32 },
     });

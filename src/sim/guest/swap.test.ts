@@ -9,31 +9,21 @@
  */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { vmOverRam } from "../../../test/sim-vm.js";
+import { smallVm } from "../../../test/sim-vm.js";
 import { ACCESS_READ, ACCESS_WRITE, EXIT_INVLPG } from "../../x86/faults.js";
 import { isSwapPte, makeSwapPteHi, makeSwapPteLo, PTE_P, swapPteOffset } from "../../x86/pte.js";
 import { Balloon } from "../balloon.js";
-import { Host } from "../host.js";
-import { HostPtes, VmStat } from "../hostpte.js";
-import { Ksm } from "../ksm.js";
 import { STATUS_GUEST_PF, STATUS_OK, WalkRecord } from "../record.js";
 import type { GuestProcess } from "./os.js";
 import { GuestSwap } from "./swap.js";
 
-const G = 1073741824;
 const M = 1048576;
 /** a 512-aligned user vpn: the workload's pages share one level-1 table */
 const BASE = 0x7f0000000;
 
 function setup(ept: boolean, swapBytes = M) {
-  const host = new Host({ memory: G, cpus: 1 });
-  const ptes = new HostPtes(host, new VmStat());
-  const ksm = new Ksm(ptes, {});
-  const mm = host.createProcess("qemu");
-  const hva = mm.mmap(64 * M, { thp: false });
   // tables 1-8 MiB, 4K data 8-9 MiB: 256 data pages
-  const { vm, os } = vmOverRam(host, mm, hva, 64 * M, {
-    name: "vm",
+  const { host, ptes, ksm, mm, vm, os } = smallVm({
     ept,
     zones: { tableEndMiB: 8, end4KMiB: 9, end2MMiB: 9 },
   });
