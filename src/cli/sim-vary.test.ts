@@ -85,4 +85,15 @@ describe("kvmem sim --vary tables", () => {
   it("stays within 100 columns", () => {
     expect(lines.filter((l) => l.length > 100)).toEqual([]);
   });
+
+  it("long combinations are named once above the tables and numbered in them", () => {
+    const long = [
+      "vms.*.backing=4K vms.*.guest.pageSize=4K x.y.z=1",
+      "vms.*.backing=2M vms.*.guest.pageSize=2M x.y.z=2",
+    ];
+    const t = varyText("t", long, [a, b]);
+    expect(t.split("\n").filter((l) => l.length > 100)).toEqual([]);
+    expect(t).toContain(`\n  1  ${long[0]}\n  2  ${long[1]}\n`);
+    expect(t).toMatch(/\n {2}2 +125\.0 +2\.50x +50\.0% +4\.00 +250 +2\.50x +10\n/);
+  });
 });

@@ -7,39 +7,48 @@
  */
 import type { ScenarioResult } from "../scenario/summary.js";
 import { formatBytesHuman } from "../units/size.js";
-import { table } from "./text.js";
+import { table, WIDTH } from "./text.js";
 
 const ratio = (x: number, b: number) => (b === 0 ? "-" : `${(x / b).toFixed(2)}x`);
 
 export function varyText(scenario: string, names: string[], rs: ScenarioResult[]): string {
   const base = rs[0].host;
   let out = `kvmem sim --vary: ${scenario}, ${names.length} combinations (ratios against the first)\n\n`;
-  out += table(
-    rs.map((r, i) => [
-      String(i + 1),
-      names[i],
-      r.host.cyclesPerAccess.toFixed(1),
-      ratio(r.host.cyclesPerAccess, base.cyclesPerAccess),
-      `${(r.host.tlbHitRate * 100).toFixed(1)}%`,
-      r.host.referencesPerWalk.toFixed(2),
-      String(r.host.exitsTotal),
-      ratio(r.host.exitsTotal, base.exitsTotal),
-      String(r.host.kvmTablePages),
-    ]),
-    {
-      header: [
-        "#",
-        "combination",
-        "cyc/acc",
-        "ratio",
-        "TLB hit",
-        "refs/walk",
-        "exits",
-        "ratio",
-        "KVM tables",
-      ],
-    },
-  );
+  const costs = (withNames: boolean) =>
+    table(
+      rs.map((r, i) => [
+        String(i + 1),
+        ...(withNames ? [names[i]] : []),
+        r.host.cyclesPerAccess.toFixed(1),
+        ratio(r.host.cyclesPerAccess, base.cyclesPerAccess),
+        `${(r.host.tlbHitRate * 100).toFixed(1)}%`,
+        r.host.referencesPerWalk.toFixed(2),
+        String(r.host.exitsTotal),
+        ratio(r.host.exitsTotal, base.exitsTotal),
+        String(r.host.kvmTablePages),
+      ]),
+      {
+        header: [
+          "#",
+          ...(withNames ? ["combination"] : []),
+          "cyc/acc",
+          "ratio",
+          "TLB hit",
+          "refs/walk",
+          "exits",
+          "ratio",
+          "KVM tables",
+        ],
+      },
+    );
+  let t = costs(true);
+  if (t.split("\n").some((l) => l.length > WIDTH)) {
+    // long combinations: name them once above, number them in the tables
+    out += names.map((n, i) => `  ${i + 1}  ${n}\n`).join("");
+    out += "\n";
+    t = costs(false);
+  }
+  out += t;
   out += "\nmemory at the end of the run (# as above)\n";
   out += table(
     rs.map((r, i) => {
