@@ -49,6 +49,24 @@ const files = buildTree({
     }),
     ci: domainXml({ name: "ci", memoryKiB: 16 * GiB, nosharepages: true }),
   },
+  // the running db1's QEMU: its guest RAM is in hugetlbfs (HugetlbPages), outside VmRSS
+  files: {
+    "/proc/2231/cmdline":
+      "/usr/bin/qemu-system-x86_64\0-name\0guest=db1,debug-threads=on\0-m\0size=6291456k\0",
+    "/proc/2231/status": [
+      "Name:\tqemu-system-x86",
+      "Pid:\t2231",
+      "VmRSS:\t  312840 kB",
+      "RssAnon:\t  280112 kB",
+      "RssFile:\t   32728 kB",
+      "RssShmem:\t       0 kB",
+      "VmSwap:\t       0 kB",
+      `HugetlbPages:\t${String(6 * GiB).padStart(8)} kB`,
+      "",
+    ].join("\n"),
+    "/proc/2231/ksm_stat":
+      "ksm_rmap_items 0\nksm_zero_pages 0\nksm_merging_pages 0\nksm_process_profit 0\n",
+  },
 });
 files["/dmesg"] =
   "[    0.000000] Linux version 6.8.0-kvmem-example\n[    0.061234] Memory: 65532116K/67108460K available (20480K kernel code, 4096K rwdata, 12288K rodata, 4608K init, 4096K bss, 1576344K reserved, 0K cma-reserved)\n";
