@@ -37,6 +37,32 @@ export interface OomVictim {
   message: string;
 }
 
+/**
+ * out_of_memory: select_bad_process picks the process with the highest oom_badness among those
+ * not killed yet (the first on a tie; pid 1000 + its index, as the simulated /proc numbers the
+ * QEMU processes), then __oom_kill_process reports it and tears it down. Null: no candidate.
+ */
+export function outOfMemory(
+  ptes: HostPtes,
+  ksm: Ksm,
+  procs: ReadonlyArray<{ mm: Mm; swapped: number }>,
+): { victim: OomVictim; freed: number } | null {
+  let victim: { mm: Mm; pid: number } | null = null;
+  let worst = -1;
+  for (const [i, p] of procs.entries()) {
+    if (p.mm.killed) continue;
+    const points = badness(p.mm, p.swapped);
+    if (points > worst) {
+      worst = points;
+      victim = { mm: p.mm, pid: 1000 + i };
+    }
+  }
+  if (!victim) return null;
+  const message = oomMessage(victim.mm, victim.pid);
+  const freed = tearDown(ptes, ksm, victim.mm);
+  return { victim: { mm: victim.mm, pid: victim.pid, message }, freed };
+}
+
 /** Page-table pages of a process (mm_pgtables_bytes / PAGE_SIZE). */
 export function tablePages(mm: Mm): number {
   return rssCounters(mm).pgtables;

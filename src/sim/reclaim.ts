@@ -52,7 +52,7 @@ import {
 } from "./lru.js";
 import { KIND_ANON, KIND_FILE } from "./memory.js";
 import type { MemoryPressure, Mm } from "./mm.js";
-import { badness, type OomVictim, oomMessage, tearDown } from "./oom.js";
+import { type OomVictim, outOfMemory } from "./oom.js";
 import { PageCache } from "./pagecache.js";
 import { SwapDevice } from "./swapdev.js";
 
@@ -64,6 +64,11 @@ export const MAX_RECLAIM_RETRIES = 16;
 export const SWAP_IN_CYCLES = 300000;
 /** a software-available bit of the non-present pte marks a swap entry */
 const SWP_MARK = 1 << 10;
+
+/** Is the entry findLeaf stopped at a swap entry (a non-present level-1 pte with SWP_MARK)? */
+function isSwapEntry(l: LeafRef): boolean {
+  return !l.present && l.level === 1 && (l.lo & SWP_MARK) !== 0;
+}
 
 /** init_per_zone_wmark_min: int_sqrt(lowmem_kbytes * 16), clamped to [128, 262144] */
 export function defaultMinFreeKbytes(totalKiB: number): number {
@@ -182,7 +187,7 @@ export class Reclaim implements MemoryPressure {
     const vpn = Math.floor(hva / 4096);
     const mem = this.ptes.host.mem;
     const l = findLeaf(mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
-    if (l.present || l.level !== 1 || (l.lo & SWP_MARK) === 0) return -1;
+    if (!isSwapEntry(l)) return -1;
     const slot = pteFrame(l.lo, l.hi);
     const table = l.tableFrame;
     const index = l.index;
@@ -248,21 +253,10 @@ export class Reclaim implements MemoryPressure {
     this.direct = false;
     this.refaultSnapshot = this.cache.activations;
     if (n > 0) return n;
-    let victim: { mm: Mm; pid: number } | null = null;
-    let worst = -1;
-    for (const [i, p] of this.procs.entries()) {
-      if (p.mm.killed) continue;
-      const points = badness(p.mm, p.swapped);
-      if (points > worst) {
-        worst = points;
-        victim = { mm: p.mm, pid: 1000 + i };
-      }
-    }
-    if (!victim) return 0;
-    const message = oomMessage(victim.mm, victim.pid);
-    const freed = tearDown(this.ptes, this.ksm, victim.mm);
-    this.victims.push({ mm: victim.mm, pid: victim.pid, message });
-    return freed;
+    const killed = outOfMemory(this.ptes, this.ksm, this.procs);
+    if (!killed) return 0;
+    this.victims.push(killed.victim);
+    return killed.freed;
   }
 
   /** processes the OOM killer killed, in order */
@@ -375,7 +369,7 @@ export class Reclaim implements MemoryPressure {
   /** zap of a swap pte (MADV_DONTNEED, the balloon): free_swap_and_cache frees its slot */
   dropSwap(mm: Mm, vpn: number): void {
     const l = findLeaf(this.ptes.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
-    if (l.present || l.level !== 1 || (l.lo & SWP_MARK) === 0) return;
+    if (!isSwapEntry(l)) return;
     this.swap.release(pteFrame(l.lo, l.hi));
     const p = this.procOf(mm);
     if (p) p.swapped--;
@@ -385,7 +379,7 @@ export class Reclaim implements MemoryPressure {
   /** Is page `vpn` of `mm` in swap? */
   isSwapped(mm: Mm, vpn: number): boolean {
     const l = findLeaf(this.ptes.host.mem, mm, GUEST_4LEVEL, mm.root, vpn, this.leaf);
-    return !l.present && l.level === 1 && (l.lo & SWP_MARK) !== 0;
+    return isSwapEntry(l);
   }
 
   assertInvariants(): void {
