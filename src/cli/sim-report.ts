@@ -23,7 +23,7 @@ export function seriesCsv(r: ScenarioResult): string {
     "t_ms,accesses,host_free_bytes,vm,rss_bytes,vm_accesses,cycles_per_access,tlb_hit_rate,exits," +
       "ksm_merging_pages,ksm_pages_shared,ksm_pages_sharing,ksm_pages_unshared,ksm_pages_volatile," +
       "ksmd_cpu_ms,ksmd_cpu_percent," +
-      "balloon_bytes,guest_swap_bytes," +
+      "balloon_bytes,guest_swap_bytes,guest_pgmajfault,host_pgmajfault,cow_ksm," +
       HUGE_CSV_HEADER,
   ];
   for (const [i, s] of r.series.entries()) {
@@ -49,6 +49,9 @@ export function seriesCsv(r: ScenarioResult): string {
           ksmdPct.toFixed(3),
           v.balloon,
           v.guestSwap,
+          v.guestMajorFaults,
+          s.costs.pgmajfault,
+          s.costs.cowKsm,
           ...hugeCsv(s),
         ].join(","),
       );
@@ -112,6 +115,25 @@ export function htmlReport(r: ScenarioResult, text: string): string {
       title: "Guest swap per VM (MiB, inside the guests)",
       data: pick((v) => v.guestSwap / 1048576),
       extra: [],
+    });
+  const last = r.series[r.series.length - 1];
+  const guestMajor = last?.vms.some((v) => v.guestMajorFaults > 0) ?? false;
+  if (last && (last.costs.pgmajfault > 0 || last.costs.cowKsm > 0 || guestMajor))
+    charts.push({
+      title: `What overcommit costs (cumulative): host major faults, KSM COW breaks${guestMajor ? "; per VM: the guest's own major faults (guest swap)" : ""}`,
+      data: guestMajor ? pick((v) => v.guestMajorFaults) : [],
+      extra: [
+        {
+          label: "host major faults (pgmajfault)",
+          stroke: "#d62728",
+          data: r.series.map((s) => s.costs.pgmajfault),
+        },
+        {
+          label: "KSM COW breaks (cow_ksm)",
+          stroke: "#9467bd",
+          data: r.series.map((s) => s.costs.cowKsm),
+        },
+      ],
     });
   if (r.host.ksm.pages_scanned > 0) {
     const host = (

@@ -56,6 +56,9 @@ describe("guest swap in kvmem sim", () => {
       expect(d.swap_in).toBe(g.pswpin * 4);
       expect(d.major_fault).toBe(g.pgmajfault);
       expect(d.minor_fault).toBe(g.pgfault);
+      // the series' last sample has the guest's major faults the result has
+      const lastVm1 = r.series[r.series.length - 1].vms.find((v) => v.name === "vm1");
+      expect(lastVm1?.guestMajorFaults).toBe(g.pgmajfault);
       expect(vm1.guest!.meminfo).toContain(`SwapTotal:       ${1024 * 1024} kB\n`);
       expect(vm1.guest!.meminfo).toContain(
         `SwapFree:       ${String(1024 * 1024 - g.usedBytes / 1024).padStart(8)} kB\n`,

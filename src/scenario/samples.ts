@@ -26,7 +26,14 @@ export interface Sample {
     balloon: number;
     /** bytes in the guest's own swap (guest.swap) */
     guestSwap: number;
+    /** the guest's own major faults so far (its pgmajfault: guest swap-ins) */
+    guestMajorFaults: number;
   }>;
+  /**
+   * what overcommit has cost so far, cumulative: host major faults (/proc/vmstat pgmajfault:
+   * swap-ins of guest memory) and copy-on-write breaks of KSM pages (cow_ksm)
+   */
+  costs: { pgmajfault: number; cowKsm: number };
   hostFree: number;
   /** bytes in swap */
   swapUsed: number;
@@ -71,6 +78,7 @@ export function takeSample(
       "1G": poolSample(built, 1073741824),
     },
     anonHuge: mem.kindFrames[KIND_THP] * 4096,
+    costs: { pgmajfault: built.reclaim.pgmajfault, cowKsm: built.ptes.vmstat.cow_ksm },
     vms: states.map((st) => {
       const k = st.counters;
       const hits = k[C.tlbL1] + k[C.tlbStlb];
@@ -84,6 +92,7 @@ export function takeSample(
         ksmMerging: st.sv.mm ? (ksm.slotOf(st.sv.mm)?.mergingPages ?? 0) : 0,
         balloon: (st.sv.balloon?.pages.length ?? 0) * 4096,
         guestSwap: (st.sv.os?.swap?.used ?? 0) * 4096,
+        guestMajorFaults: st.sv.os?.swap?.pgmajfault ?? 0,
       };
     }),
     ksm: {

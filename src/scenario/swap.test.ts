@@ -34,6 +34,13 @@ describe("swap in kvmem sim", () => {
     expect(major).toBeLessThanOrEqual(r.host.vmstat.pswpin);
     built.reclaim.assertInvariants();
     built.host.assertInvariants();
+    // the series' costs end where /proc/vmstat does and never go down
+    const last = r.series[r.series.length - 1];
+    expect(last.costs.pgmajfault).toBe(r.host.reclaim.pgmajfault);
+    expect(r.procfs["/proc/vmstat"]).toContain(`pgmajfault ${last.costs.pgmajfault}\n`);
+    expect(last.costs.cowKsm).toBe(r.host.vmstat.cow_ksm);
+    for (let i = 1; i < r.series.length; i++)
+      expect(r.series[i].costs.pgmajfault).toBeGreaterThanOrEqual(r.series[i - 1].costs.pgmajfault);
   });
 
   it("without swap the OOM killer kills the biggest guest, as the kernel reports it", () => {
