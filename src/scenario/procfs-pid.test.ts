@@ -38,5 +38,9 @@ describe("simulated /proc/PID of the QEMU processes", () => {
     // vm2 is hugetlbfs-backed: its resident memory shows in HugetlbPages, not VmRSS
     expect(hp?.hugetlbKiB).toBe(h.vms[1].rssBytes / 1024);
     expect(hp?.vmRssKiB).toBe(0);
+    // and its high-water mark leaves them out too (VmHWM >= VmRSS, but not the hugetlb pages)
+    const status = h.procfs[`/proc/${hp?.pid}/status`];
+    const hwm = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1]);
+    expect(hwm).toBeLessThan(hp!.hugetlbKiB!);
   });
 });

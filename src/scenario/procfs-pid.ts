@@ -79,7 +79,9 @@ export function qemuProcFiles(b: BuiltHost): Record<string, string> {
       kB("VmSize", vmSize) +
       kB("VmLck", locked ? vmSize : 0) +
       kB("VmPin", 0) +
-      kB("VmHWM", Math.max(mm.hiwaterRss, anon + shmem) * 4) +
+      // hiwater_rss is get_mm_rss at its peak, without hugetlbfs pages; Mm.hiwaterRss counts
+      // them too, so today's hugetlbfs pages come off (exact unless some were unmapped since)
+      kB("VmHWM", Math.max(mm.hiwaterRss - hugetlb, anon + shmem) * 4) +
       kB("VmRSS", (anon + shmem) * 4) +
       kB("RssAnon", anon * 4) +
       kB("RssFile", 0) +
