@@ -192,7 +192,9 @@ const guestSwappedRule: Rule = (r) => {
   const dom = r.domains.domains.find((d) => d.name === first.guest);
   // formatdomain "locked": QEMU/KVM needs <hard_limit> set to the domain's maximum memory plus
   // what QEMU itself uses; 1 GiB of headroom is a common allowance
-  const limitKiB = (dom?.maxMemoryKiB ?? dom?.memoryKiB ?? 0) + 1048576;
+  const limit = dom
+    ? String((dom.maxMemoryKiB ?? dom.memoryKiB) + 1048576)
+    : "GUEST_MEMORY_KIB_PLUS_1048576"; // no domain XML for it: the user fills the figure in
   return [
     {
       id: "guest-memory-in-swap",
@@ -208,7 +210,7 @@ const guestSwappedRule: Rule = (r) => {
           `Free ${kib(total)} of host memory (KSM, a balloon target on an idle guest, fewer guests);\n` +
           `a guest that must never be swapped gets locked memory${first.guest ? ` (virsh edit ${first.guest})` : ""}:\n` +
           `<memoryBacking><locked/></memoryBacking>\n` +
-          `<memtune><hard_limit unit='KiB'>${limitKiB}</hard_limit></memtune>`,
+          `<memtune><hard_limit unit='KiB'>${limit}</hard_limit></memtune>`,
       },
     },
   ];

@@ -295,6 +295,14 @@ describe("findings", () => {
     ]);
     // domainXml's web has <memory> 2 GiB; hard_limit = 2 GiB + 1 GiB for QEMU itself
     expect(f?.fix.text).toContain("<memtune><hard_limit unit='KiB'>3145728</hard_limit></memtune>");
+    // a QEMU whose guest has no domain XML here: no figure made up for it
+    const orphan = {
+      ...files,
+      "/proc/4000/cmdline": "/usr/bin/qemu-system-x86_64\0-name\0guest=gone\0",
+    };
+    expect(find({ ...healthy, files: orphan }, "guest-memory-in-swap")?.fix.text).toContain(
+      "<hard_limit unit='KiB'>GUEST_MEMORY_KIB_PLUS_1048576</hard_limit>",
+    );
   });
 
   it("balloons: no stats period; no free page reporting on an overcommitted host", () => {
