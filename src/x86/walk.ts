@@ -25,11 +25,11 @@ import * as pte from "./pte.js";
 
 // Copied once into module constants: under tsx and some bundlers an imported binding is a getter,
 // and the walker reads these on every level of every walk.
-const { EPT_A, EPT_ADDR_HI, EPT_D, EPT_LARGE, eptBadMemType } = ept;
+const { EPT_A, EPT_ADDR_HI, EPT_D, EPT_LARGE, eptBadMemType, eptLeafFrame } = ept;
 const { QUAL_FETCH, QUAL_GLA_TRANSLATION, QUAL_GLA_VALID, QUAL_READ, QUAL_WRITE } = ept;
 const { PF_I, PF_P, PF_RSVD, PF_U, PF_W } = faults;
 const { FMT_EPT, LEVEL_PAGES } = paging;
-const { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US, PTE_XD_HI } = pte;
+const { PTE_A, PTE_D, PTE_G, PTE_P, PTE_PS, PTE_RW, PTE_US, PTE_XD_HI, pteLeafFrame } = pte;
 
 /** Memory holding table bytes. PhysMem implements it. */
 export interface TableMemory {
@@ -299,13 +299,7 @@ export function walk(
       }
       out.eLevel = level;
       out.ePerm = acc | (nlo & EPT_D || !out.eptAd ? EPERM_D : 0);
-      const high = (hi & EPT_ADDR_HI) * 1048576;
-      const first =
-        level === 1
-          ? high + (lo >>> 12)
-          : level === 2
-            ? high + (lo >>> 21) * 512
-            : high + (lo >>> 30) * 262144;
+      const first = eptLeafFrame(lo, hi, level);
       return level === 1 ? first : first + (pn % LEVEL_PAGES[level]);
     }
 
@@ -339,13 +333,7 @@ export function walk(
     ) {
       return fail(out, ST_PF, access | PF_P, dim, level, pn);
     }
-    const high = (hi & 0xfffff) * 1048576;
-    const first =
-      level === 1
-        ? high + (lo >>> 12)
-        : level === 2
-          ? high + (lo >>> 21) * 512
-          : high + (lo >>> 30) * 262144;
+    const first = pteLeafFrame(lo, hi, level);
     const frame = level === 1 ? first : first + (pn % LEVEL_PAGES[level]);
     let nlo = lo;
     if (out.setAd) {

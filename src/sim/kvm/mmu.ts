@@ -59,6 +59,13 @@ export class SpteStore implements TableSpace {
   /** set by setSpte, cleared by whoever flushes */
   flushPending = false;
 
+  /** Whether a TLB flush is owed since the last call (kvm_flush_remote_tlbs), and clear it. */
+  takeFlush(): boolean {
+    const f = this.flushPending;
+    this.flushPending = false;
+    return f;
+  }
+
   constructor(
     readonly mem: PhysMem,
     readonly mode: PagingMode,

@@ -381,9 +381,7 @@ export class ShadowMmu implements Mmu {
   }
 
   takeFlush(): boolean {
-    const f = this.store.flushPending;
-    this.store.flushPending = false;
-    return f;
+    return this.store.takeFlush();
   }
 
   /** Shadow pages reachable from the root of each guest address space (keyed by CR3 gfn). */

@@ -284,9 +284,7 @@ export class TdpMmu implements Mmu {
   }
 
   takeFlush(): boolean {
-    const f = this.store.flushPending;
-    this.store.flushPending = false;
-    return f;
+    return this.store.takeFlush();
   }
 
   /** The EPT entry mapping `gfn` (for display), or null. */
