@@ -77,6 +77,16 @@ export class AnonLru {
     ) => void,
   ) {}
 
+  /** the leaf `step` stopped at: its size in 4 KiB pages and its first frame */
+  private leafPages = 1;
+  private leafPfn = 0;
+
+  /** One kvm_flush_remote_tlbs per VM whose accessed bits a pass cleared. */
+  private flushAged(): void {
+    for (const vm of this.toFlush) this.ptes.host.flushVm(vm);
+    this.toFlush.clear();
+  }
+
   /** Resident anonymous pages of unevictable-free processes: one lap of a hand. */
   private lap(): number {
     let n = 64;
@@ -85,8 +95,9 @@ export class AnonLru {
   }
 
   /**
-   * Move `h` to the next present anonymous leaf (4K or THP) of an evictable process; `leaf`
-   * holds it. Returns the process, or null when a lap found nothing.
+   * Move `h` to the next present anonymous leaf (4K or THP) of an evictable process, at the
+   * leaf's first vpn; `leaf` holds it, `leafPages` and `leafPfn` its size and frame. Returns the
+   * process, or null when a lap found nothing.
    */
   private step(h: Hand): Proc | null {
     const n = this.procs.length;
@@ -107,6 +118,9 @@ export class AnonLru {
         h.vpn = h.vpn - (h.vpn % span) + span;
         continue;
       }
+      this.leafPages = LEVEL_PAGES[l.level];
+      this.leafPfn = pteLeafFrame(l.lo, l.hi, l.level);
+      h.vpn -= h.vpn % this.leafPages;
       return p;
     }
     return null;
@@ -123,9 +137,9 @@ export class AnonLru {
       const p = this.step(h);
       if (!p) break;
       const l = this.leaf;
-      const pages = LEVEL_PAGES[l.level];
-      const vpn = h.vpn - (h.vpn % pages);
-      const pfn = pteLeafFrame(l.lo, l.hi, l.level);
+      const pages = this.leafPages;
+      const vpn = h.vpn;
+      const pfn = this.leafPfn;
       const kind = mem.kind[pfn];
       const special = pfn === this.ksm.zeroPfn || this.ksm.stableOf[pfn] >= 0;
       if (special || (kind !== KIND_ANON && kind !== KIND_THP)) {
@@ -154,8 +168,7 @@ export class AnonLru {
       }
       h.vpn = vpn + pages;
     }
-    for (const vm of this.toFlush) this.ptes.host.flushVm(vm);
-    this.toFlush.clear();
+    this.flushAged();
     // every swap-out is a pageout (swap_writepage): nr_io; the rest rotated
     lru.noteCost(false, reclaimed, scanned - reclaimed);
     return { scanned, reclaimed };
@@ -171,9 +184,9 @@ export class AnonLru {
       const p = this.step(h);
       if (!p) break;
       const l = this.leaf;
-      const pages = LEVEL_PAGES[l.level];
-      const vpn = h.vpn - (h.vpn % pages);
-      const pfn = pteLeafFrame(l.lo, l.hi, l.level);
+      const pages = this.leafPages;
+      const vpn = h.vpn;
+      const pfn = this.leafPfn;
       h.vpn = vpn + pages;
       if (lru.lru[pfn] !== LRU_ACTIVE_ANON) continue;
       const k = mem.kind[pfn];
@@ -182,8 +195,7 @@ export class AnonLru {
       lru.setAnon(pfn, pages, LRU_INACTIVE_ANON);
       n += pages;
     }
-    for (const vm of this.toFlush) this.ptes.host.flushVm(vm);
-    this.toFlush.clear();
+    this.flushAged();
     lru.pgrefill += n;
     lru.pgdeactivate += n;
   }
